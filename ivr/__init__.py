@@ -1,0 +1,37 @@
+"""The web app: Twilio voice webhooks, the agent console, admin pages, JSON API and CLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, database, signature checking and the blueprints."""
+    app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
+    from ivr import config, db, signature, voice
+
+    config.load_config(app, test_config)
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db.init_app(app)
+    signature.init_app(app)
+    app.register_blueprint(voice.bp)
+    _warm_flow_cache(app)
+    return app
+
+
+def _warm_flow_cache(app: Flask) -> None:
+    """Compile published flows at start-up so no call pays for it (skipped if not migrated)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from callbacks.flowstore import warm_cache
+
+    try:
+        with app.extensions["ivr.sessions"]() as session:
+            warm_cache(session)
+    except SQLAlchemyError:
+        logging.getLogger(__name__).info("flow cache not warmed: database not migrated yet")

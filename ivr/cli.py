@@ -1,0 +1,151 @@
+"""The `ivr` command: flows, database migrations, the phone simulator and the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from ivr import create_app
+from ivr.demo import demo_command
+from ivr.simulator import call_command
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True)
+def main() -> None:
+    """Phone support desk: manage flows and the database, place simulated calls."""
+
+
+@main.group()
+def flows() -> None:
+    """Validate, publish, list and roll back call flows."""
+
+
+@flows.command("schema")
+def flows_schema() -> None:
+    """Print the JSON Schema of the flow format (for editors)."""
+    from routing.flow import flow_json_schema
+
+    click.echo(json.dumps(flow_json_schema(), indent=2, ensure_ascii=False))
+
+
+@flows.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def flows_validate(files: tuple[str, ...]) -> None:
+    """Check flow files; print every problem as file:line:column: message."""
+    from routing.loader import check_flow
+
+    problems = 0
+    for name in files:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            click.echo(f"{name}:1:1: cannot read the file: {exc}", err=True)
+            problems += 1
+            continue
+        errors = check_flow(text, name)
+        for error in errors:
+            click.echo(str(error), err=True)
+        problems += len(errors)
+        if not errors:
+            click.echo(f"{name}: ok")
+    if problems:
+        click.echo(f"{problems} problem(s) found", err=True)
+        sys.exit(1)
+
+
+@flows.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", default="cli", help="Who publishes (recorded in the history).")
+@with_appcontext
+def flows_publish(file: str, by: str) -> None:
+    """Validate FILE and make it the live version; an invalid flow changes nothing."""
+    from callbacks.flowstore import publish_flow
+    from routing.errors import FlowInvalid
+
+    text = Path(file).read_text(encoding="utf-8")
+    with current_app.extensions["ivr.sessions"]() as session:
+        try:
+            version = publish_flow(session, text, file, by=by)
+        except FlowInvalid as invalid:
+            for error in invalid.errors:
+                click.echo(str(error), err=True)
+            click.echo("not published: the live version is unchanged", err=True)
+            sys.exit(1)
+    click.echo(f"published {version.name} version {version.number} (id {version.id})")
+
+
+@flows.command("list")
+@click.argument("name", required=False)
+@with_appcontext
+def flows_list(name: str | None) -> None:
+    """List stored flow versions, newest first; * marks the live one."""
+    from callbacks.flowstore import list_versions
+
+    with current_app.extensions["ivr.sessions"]() as session:
+        versions = list_versions(session, name)
+    if not versions:
+        click.echo("no flows yet: ivr flows publish flows/it-support.yaml")
+    for v in versions:
+        mark = "*" if v.published else " "
+        click.echo(f"{mark} {v.name} v{v.number}  id={v.id}  {v.created_at:%Y-%m-%d %H:%M} UTC"
+                   f"  {v.created_by or '-'}  {v.filename}")
+
+
+@flows.command("rollback")
+@click.argument("version", type=int)
+@click.option("--flow", "name", default=None, help="Flow name (default: IVR_DEFAULT_FLOW).")
+@click.option("--by", default="cli")
+@with_appcontext
+def flows_rollback(version: int, name: str | None, by: str) -> None:
+    """Make an earlier VERSION (number from `ivr flows list`) live again."""
+    from callbacks.flowstore import UnknownVersion, rollback_flow
+
+    name = name or current_app.config["DEFAULT_FLOW"]
+    with current_app.extensions["ivr.sessions"]() as session:
+        try:
+            chosen = rollback_flow(session, name, version, by=by)
+        except UnknownVersion as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    click.echo(f"{chosen.name} version {chosen.number} is live again")
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from ivr.schema import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"], revision)
+
+
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run an rq worker (with rq's scheduler for delayed retries) on the job queues."""
+    from redis import Redis
+    from rq import Worker
+
+    url = current_app.config["REDIS_URL"]
+    if not url:
+        raise click.ClickException("set REDIS_URL (or IVR_REDIS_URL) to the Redis to work from")
+    Worker(list(WORKER_QUEUES), connection=Redis.from_url(url)).work(
+        with_scheduler=True, burst=burst
+    )
+
+
+WORKER_QUEUES = ("urgent", "default", "low")
+
+main.add_command(call_command())
+main.add_command(demo_command)

@@ -1,0 +1,70 @@
+"""Configuration: defaults in code, then IVR_* environment variables, then test overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEFAULT_SECRET_KEY = "dev-only-not-secret"
+DEFAULT_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    "SECRET_KEY": DEFAULT_SECRET_KEY,
+    "DATABASE_URL": "",
+    "REDIS_URL": "",
+    "PUBLIC_BASE_URL": "",
+    "VALIDATE_SIGNATURE": True,
+    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+    "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+    "TWILIO_API_BASE_URL": "https://api.twilio.com",
+    "DEFAULT_FLOW": "it-support",
+    "DEFAULT_LANGUAGE": "en",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says which setting to fix."""
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
+    """Fill `app.config` from defaults, the environment and `overrides`, then check it."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("IVR")
+    # Platform conventions (Heroku, Render, ...) name these without a prefix.
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if os.environ.get(name) and not os.environ.get(f"IVR_{name}"):
+            app.config[name] = os.environ[name]
+    if overrides:
+        app.config.update(overrides)
+    if not app.config["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'ivr.sqlite3'}"
+    app.config["DATABASE_URL"] = _sqlalchemy_url(app.config["DATABASE_URL"])
+    check_config(app.config)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Refuse settings that are unsafe in production."""
+    if config["ENV"] != "production":
+        return
+    if config["SECRET_KEY"] == DEFAULT_SECRET_KEY or len(str(config["SECRET_KEY"])) < 16:
+        raise ConfigError("IVR_SECRET_KEY must be set to a long random value in production")
+    if config["TWILIO_AUTH_TOKEN"] == DEFAULT_AUTH_TOKEN:
+        raise ConfigError("IVR_TWILIO_AUTH_TOKEN must be the account's auth token in production")
+    if not config["VALIDATE_SIGNATURE"]:
+        raise ConfigError("IVR_VALIDATE_SIGNATURE cannot be turned off in production")
+    if not config["PUBLIC_BASE_URL"]:
+        raise ConfigError("IVR_PUBLIC_BASE_URL must be the URL Twilio calls (https://...)")
+
+
+def _sqlalchemy_url(url: str) -> str:
+    # Hosted PostgreSQL often hands out postgres:// URLs; use the psycopg 3 driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

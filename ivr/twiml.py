@@ -1,0 +1,148 @@
+"""Engine steps rendered as TwiML with the twilio library; the call's position rides in URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from flask import Response
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.messages import locale_for, message
+from routing.flow import Flow
+from routing.steps import Dial, Gather, Hangup, Position, Record, RequestCallback, Say, Step
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What every action URL carries: flow version, position and the next step number."""
+
+    version_id: int
+    position: Position
+    seq: int
+
+    def query(self) -> str:
+        """The state as a query string."""
+        return urlencode(
+            {
+                "v": self.version_id,
+                "n": self.position.node,
+                "l": self.position.language,
+                "a": self.position.attempt,
+                "s": self.seq,
+            }
+        )
+
+
+def action_url(endpoint: str, version_id: int, position: Position, seq: int) -> str:
+    """A relative action URL; Twilio resolves it against the public URL it just requested."""
+    return f"/voice/{endpoint}?{CallState(version_id, position, seq).query()}"
+
+
+def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> VoiceResponse:
+    """TwiML for the engine's steps; `seq` numbers the webhook that will answer them."""
+    response = VoiceResponse()
+    for step in steps:
+        if isinstance(step, Say):
+            _say(response, flow, step)
+        elif isinstance(step, Gather):
+            gather = response.gather(
+                input="dtmf speech" if step.speech_hints else "dtmf",
+                action=action_url("step", version_id, step.position, seq),
+                method="POST",
+                timeout=step.timeout,
+                num_digits=1,
+                language=_locale(flow, step.position.language),
+                hints=", ".join(step.speech_hints) if step.speech_hints else None,
+                speech_timeout="auto" if step.speech_hints else None,
+            )
+            for prompt in step.prompts:
+                _say(gather, flow, prompt)
+            # Twilio falls through to the next verb when the caller stays silent.
+            response.redirect(action_url("silence", version_id, step.position, seq), method="POST")
+        elif isinstance(step, Record):
+            response.record(
+                action=action_url("recorded", version_id, step.position, seq),
+                method="POST",
+                max_length=step.max_length,
+                finish_on_key=step.finish_key,
+                play_beep=True,
+                trim="trim-silence",
+                recording_status_callback=action_url("recording", version_id, step.position,
+                                                     seq),
+                recording_status_callback_method="POST",
+                recording_status_callback_event="completed",
+            )
+            # Reached only when nothing was recorded: Twilio then skips the action URL.
+            response.say(message("no_message", step.position.language),
+                         **_voice(flow, step.position.language))
+            response.hangup()
+        elif isinstance(step, Dial):
+            dial = response.dial(
+                action=action_url("dialed", version_id, step.position, seq),
+                method="POST",
+                timeout=step.timeout,
+                answer_on_bridge=True,
+            )
+            for number in step.numbers:
+                dial.number(number)
+        elif isinstance(step, Hangup):
+            response.hangup()
+        elif isinstance(step, RequestCallback):
+            continue  # carried out by the webhook before rendering; nothing to say here
+    return response
+
+
+def apology(language: str, recording_callback: str, recorded_action: str) -> VoiceResponse:
+    """The answer when anything fails: an apology in the caller's language and a voicemail."""
+    response = VoiceResponse()
+    locale = locale_for(language)
+    response.say(message("apology", language), language=locale)
+    response.record(
+        action=recorded_action,
+        method="POST",
+        max_length=180,
+        finish_on_key="#",
+        play_beep=True,
+        trim="trim-silence",
+        recording_status_callback=recording_callback,
+        recording_status_callback_method="POST",
+        recording_status_callback_event="completed",
+    )
+    response.say(message("no_message", language), language=locale)
+    response.hangup()
+    return response
+
+
+def spoken(text: str, language: str, flow: Flow | None = None) -> VoiceResponse:
+    """A response that says one thing and hangs up."""
+    response = VoiceResponse()
+    if flow is None:
+        response.say(text, language=locale_for(language))
+    else:
+        response.say(text, **_voice(flow, language))
+    response.hangup()
+    return response
+
+
+def twiml_response(twiml: VoiceResponse, status: int = 200) -> Response:
+    """A Flask response carrying TwiML."""
+    return Response(str(twiml), status=status, mimetype="text/xml")
+
+
+def _say(target: VoiceResponse, flow: Flow, step: Say) -> None:
+    target.say(step.text, **_voice(flow, step.language))
+
+
+def _voice(flow: Flow, language: str) -> dict[str, str]:
+    voice = flow.voices.get(language)
+    if voice is None:
+        return {"language": locale_for(language)}
+    if voice.voice:
+        return {"language": voice.locale, "voice": voice.voice}
+    return {"language": voice.locale}
+
+
+def _locale(flow: Flow, language: str) -> str:
+    return _voice(flow, language)["language"]

@@ -1,0 +1,249 @@
+"""Twilio voice webhooks: the entry URL, menu actions, recordings, transfers and call status.
+
+Every route checks Twilio's signature first and answers with TwiML whatever happens inside:
+a failure becomes an apology in the caller's language and a way to leave a voicemail.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from callbacks.calllog import StepRecord, open_call, record_status, record_step
+from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.voicemail import RecordingReport, store_recording
+from ivr.db import get_session
+from ivr.messages import message
+from ivr.signature import require_twilio_signature
+from ivr.twiml import CallState, apology, render, spoken, twiml_response
+from routing import engine
+from routing.language import language_for_number
+from routing.steps import (
+    DialEnded,
+    Digits,
+    Event,
+    Hangup,
+    NoInput,
+    Position,
+    Recorded,
+    RequestCallback,
+    Say,
+    Speech,
+    Turn,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def now() -> datetime:
+    """The clock webhooks route by (tests fix it through the CLOCK setting)."""
+    clock: Callable[[], datetime] | None = current_app.config.get("CLOCK")
+    return clock() if clock else datetime.now().astimezone()
+
+
+def _language() -> str:
+    language = request.args.get("l", "")
+    if language.isalpha() and len(language) <= 3:
+        return language
+    return language_for_number(request.form.get("From", ""), ["en", "de", "pl", "ru"],
+                               current_app.config["DEFAULT_LANGUAGE"])
+
+
+def _apology_response() -> Response:
+    language = _language()
+    state = f"l={language}&n=apology"
+    return twiml_response(apology(language, f"/voice/recording?{state}", f"/voice/saved?{state}"))
+
+
+def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
+    """Turn any exception in a webhook into an apology with a voicemail, never an error."""
+
+    @functools.wraps(view)
+    def answered() -> Response:
+        try:
+            return view()
+        except Exception:
+            log.exception("webhook %s failed; caller offered voicemail", request.path)
+            try:
+                get_session().rollback()
+            except Exception:
+                log.exception("rollback after webhook failure failed")
+            return _apology_response()
+
+    return answered
+
+
+def _state() -> CallState:
+    args = request.args
+    return CallState(
+        version_id=int(args["v"]),
+        position=Position(args["n"], args["l"], int(args.get("a", 0))),
+        seq=int(args.get("s", 1)),
+    )
+
+
+def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str | None) -> Response:
+    """Log the turn once, run its side effects once, and render it as TwiML."""
+    session = get_session()
+    call_sid = request.form.get("CallSid", "")
+    first_time = record_step(
+        session,
+        StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language),
+    )
+    if first_time:
+        for step in turn.steps:
+            if isinstance(step, RequestCallback):
+                log.info("callback requested at node %s (priority %s)", step.node, step.priority)
+    session.commit()
+    compiled = compiled_version(session, state.version_id)
+    return twiml_response(render(turn.steps, compiled.flow, state.version_id, state.seq + 1))
+
+
+@bp.post("")
+@require_twilio_signature
+@never_fails
+def incoming_call() -> Response:
+    """The number's Voice URL: a new call starts the published flow for the number called."""
+    session = get_session()
+    form = request.form
+    version_id = published_version_for_number(
+        session, form.get("To", ""), current_app.config["DEFAULT_FLOW"]
+    )
+    if version_id is None:
+        raise LookupError("no published flow answers this number; run `ivr flows publish`")
+    compiled = compiled_version(session, version_id)
+    flow = compiled.flow
+    language = language_for_number(form.get("From", ""), flow.languages, flow.default_language)
+    turn = engine.start(compiled, now(), language)
+    open_call(session, form.get("CallSid", ""), form.get("From", ""), form.get("To", ""),
+              version_id, turn.language or language)
+    state = CallState(version_id, Position(flow.start, language), seq=0)
+    return _carry_out(turn, state, "start", flow.start, None)
+
+
+@bp.post("/step")
+@require_twilio_signature
+@never_fails
+def caller_input() -> Response:
+    """A Gather's action: the caller pressed keys or spoke."""
+    state = _state()
+    form = request.form
+    event: Event
+    if form.get("Digits"):
+        event, given = Digits(form["Digits"]), form["Digits"]
+    elif form.get("SpeechResult"):
+        confidence = form.get("Confidence")
+        event = Speech(form["SpeechResult"], float(confidence) if confidence else None)
+        given = "speech:" + form["SpeechResult"]
+    else:
+        event, given = NoInput(), None
+    return _advance(state, event, "input" if given else "silence", given)
+
+
+@bp.post("/silence")
+@require_twilio_signature
+@never_fails
+def caller_silent() -> Response:
+    """Reached after a Gather that heard nothing."""
+    return _advance(_state(), NoInput(), "silence", None)
+
+
+@bp.post("/recorded")
+@require_twilio_signature
+@never_fails
+def recording_finished() -> Response:
+    """A Record's action: the voicemail is stored, then the flow continues or says goodbye."""
+    state = _state()
+    _store_recording(state.version_id, state.position)
+    compiled = compiled_version(get_session(), state.version_id)
+    turn = engine.advance(compiled, state.position, Recorded(), now())
+    if turn.steps and isinstance(turn.steps[0], Hangup):
+        language = state.position.language
+        turn = Turn((Say(message("message_saved", language), language), *turn.steps), turn.path,
+                    turn.outcome, turn.language, turn.choice)
+    return _carry_out(turn, state, "recorded", state.position.node, request.form.get("RecordingSid"))
+
+
+@bp.post("/dialed")
+@require_twilio_signature
+@never_fails
+def transfer_finished() -> Response:
+    """A Dial's action: the agent talked to the caller, or nobody answered."""
+    status = request.form.get("DialCallStatus", "")
+    return _advance(_state(), DialEnded(answered=status in ("completed", "answered")), "dial",
+                    status)
+
+
+def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Response:
+    compiled = compiled_version(get_session(), state.version_id)
+    turn = engine.advance(compiled, state.position, event, now())
+    return _carry_out(turn, state, kind, state.position.node, given)
+
+
+@bp.post("/recording")
+@require_twilio_signature
+def recording_status() -> Response:
+    """Twilio's recording-status callback: the voicemail row exists from here on, once."""
+    args = request.args
+    version = args.get("v")
+    _store_recording(int(version) if version and version.isdigit() else None,
+                     Position(args.get("n", ""), _language()))
+    get_session().commit()
+    return twiml_response(VoiceResponse())
+
+
+def _store_recording(version_id: int | None, position: Position) -> None:
+    form = request.form
+    if not form.get("RecordingSid") or not form.get("RecordingUrl"):
+        return
+    duration = form.get("RecordingDuration", "0")
+    store_recording(
+        get_session(),
+        RecordingReport(
+            recording_sid=form["RecordingSid"],
+            call_sid=form.get("CallSid", ""),
+            recording_url=form["RecordingUrl"],
+            duration_seconds=int(duration) if duration.isdigit() else 0,
+            flow_version_id=version_id,
+            node=position.node,
+            language=position.language,
+        ),
+    )
+
+
+@bp.post("/saved")
+@require_twilio_signature
+@never_fails
+def apology_recorded() -> Response:
+    """The apology's voicemail was recorded: store it and say what happens next."""
+    language = _language()
+    _store_recording(None, Position("apology", language))
+    get_session().commit()
+    return twiml_response(spoken(message("message_saved", language), language))
+
+
+@bp.post("/status")
+@require_twilio_signature
+def call_status() -> Response:
+    """The call-status callback: the outcome and timings of the call, applied once."""
+    form = request.form
+    duration = form.get("CallDuration", "")
+    session = get_session()
+    record_status(session, form.get("CallSid", ""), form.get("CallStatus", ""),
+                  int(duration) if duration.isdigit() else None,
+                  caller=form.get("From", ""), called=form.get("To", ""))
+    session.commit()
+    return twiml_response(VoiceResponse())
+
+
+@bp.post("/fallback")
+@require_twilio_signature
+def fallback() -> Response:
+    """The number's fallback URL, called by Twilio when the Voice URL fails: never drop."""
+    return _apology_response()

@@ -1,0 +1,358 @@
+"""The call engine: walks a flow from the caller's position and input to the next steps."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from routing.flow import (
+    CallbackNode,
+    Flow,
+    GotoNode,
+    HangupNode,
+    HoursNode,
+    LanguageNode,
+    MenuNode,
+    Prompt,
+    SayNode,
+    TransferNode,
+    VoicemailNode,
+)
+from routing.hours import BusinessHours
+from routing.steps import (
+    Dial,
+    DialEnded,
+    Digits,
+    Event,
+    Gather,
+    Hangup,
+    NoInput,
+    Position,
+    Record,
+    Recorded,
+    RequestCallback,
+    Say,
+    Speech,
+    Step,
+    Turn,
+)
+
+MAX_HOPS = 64
+"""Most nodes one turn may enter; more means the flow loops without waiting for the caller."""
+
+
+class UnexpectedEvent(ValueError):
+    """An event the call's position cannot take (wrong kind, unknown node or language)."""
+
+
+class BrokenFlowError(RuntimeError):
+    """A flow that cannot be followed: a missing node, calendar or agent group."""
+
+
+class FlowLoopError(BrokenFlowError):
+    """A turn entered more than MAX_HOPS nodes without reaching one that waits."""
+
+
+@dataclass(frozen=True)
+class SpokenKeyword:
+    """A menu keyword, normalized for matching, and the key of the option it picks."""
+
+    phrase: str
+    words: int
+    key: str
+
+
+@dataclass(frozen=True)
+class CompiledFlow:
+    """A flow with everything the hot path needs precomputed: calendars and keyword indexes."""
+
+    flow: Flow
+    calendars: dict[str, BusinessHours]
+    keywords: dict[tuple[str, str], tuple[SpokenKeyword, ...]] = field(default_factory=dict)
+    """(menu id, language) -> keywords, in option order."""
+    speech_hints: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    """(menu id, language) -> the keywords as written, for the speech recognizer."""
+    languages: frozenset[str] = frozenset()
+
+
+def compile_flow(flow: Flow) -> CompiledFlow:
+    """Precompute a flow's business hours and menu keyword indexes (ValueError if invalid)."""
+    calendars = {}
+    for name, calendar in flow.calendars.items():
+        try:
+            calendars[name] = BusinessHours.from_calendar(calendar)
+        except ValueError as error:
+            raise ValueError(f"calendar '{name}': {error}") from error
+    keywords: dict[tuple[str, str], tuple[SpokenKeyword, ...]] = {}
+    hints: dict[tuple[str, str], tuple[str, ...]] = {}
+    for node_id, node in flow.nodes.items():
+        if not isinstance(node, MenuNode):
+            continue
+        for language in flow.languages:
+            index: list[SpokenKeyword] = []
+            written: dict[str, None] = {}  # an ordered set
+            for key, option in node.options.items():
+                for keyword in option.keywords.get(language, []):
+                    words = normalize_words(keyword)
+                    if words:
+                        index.append(SpokenKeyword(f" {' '.join(words)} ", len(words), key))
+                        written.setdefault(keyword.strip())
+            keywords[(node_id, language)] = tuple(index)
+            hints[(node_id, language)] = tuple(written)
+    return CompiledFlow(flow, calendars, keywords, hints, frozenset(flow.languages))
+
+
+_LETTER_FOLDS = str.maketrans("ёąćęłńóśźż", "еacelnoszz")
+_WORD = re.compile(r"\w+")
+
+
+def normalize_words(text: str) -> tuple[str, ...]:
+    """Words of a text, case-folded, without punctuation, with ё/е and Polish letters folded."""
+    folded = unicodedata.normalize("NFC", text).casefold().translate(_LETTER_FOLDS)
+    return tuple(_WORD.findall(folded))  # casefold() already turns German ß into ss
+
+
+def match_keyword(compiled: CompiledFlow, menu_id: str, language: str, text: str) -> str | None:
+    """The option key whose keyword the caller said: longest phrase, then earliest spoken."""
+    spoken = f" {' '.join(normalize_words(text))} "
+    best: tuple[tuple[int, int], str] | None = None
+    for keyword in compiled.keywords.get((menu_id, language), ()):
+        at = spoken.find(keyword.phrase)
+        if at >= 0 and (best is None or (-keyword.words, at) < best[0]):
+            best = ((-keyword.words, at), keyword.key)
+    return best[1] if best else None
+
+
+def start(compiled: CompiledFlow, now: datetime, language: str | None = None) -> Turn:
+    """The first turn of a call: enter the flow's start node in `language` (else the default)."""
+    call = _TurnBuilder(compiled, now, _declared_language(compiled, language))
+    call.enter(compiled.flow.start)
+    return call.build()
+
+
+def advance(compiled: CompiledFlow, position: Position, event: Event, now: datetime) -> Turn:
+    """The turn after the caller answered the waiting node at `position`."""
+    flow = compiled.flow
+    node = flow.nodes.get(position.node)
+    if node is None:
+        raise UnexpectedEvent(f"flow '{flow.name}' has no node '{position.node}'")
+    if position.language not in compiled.languages:
+        raise UnexpectedEvent(f"flow '{flow.name}' does not declare language '{position.language}'")
+    if position.attempt < 0:
+        raise UnexpectedEvent(f"attempt {position.attempt} at '{position.node}' is negative")
+    call = _TurnBuilder(compiled, now, position.language)
+    if isinstance(node, MenuNode):
+        call.answer_menu(position, node, event)
+    elif isinstance(node, LanguageNode):
+        call.answer_language(position, node, event)
+    elif isinstance(node, VoicemailNode) and isinstance(event, Recorded):
+        if node.next is None:
+            call.finish(Hangup(), outcome="hangup")
+        else:
+            call.enter(node.next)
+    elif isinstance(node, TransferNode) and isinstance(event, DialEnded):
+        if event.answered:
+            call.finish(Hangup(), outcome="agent")
+        else:
+            call.enter(node.on_no_answer)
+    else:
+        raise UnexpectedEvent(
+            f"{type(event).__name__} does not fit {node.type} node '{position.node}'"
+        )
+    return call.build()
+
+
+def _declared_language(compiled: CompiledFlow, language: str | None) -> str:
+    """`language` if the flow declares it (also as 'de-DE' or 'DE'), else the default."""
+    if language:
+        base = language.strip().lower().replace("_", "-").split("-")[0]
+        if base in compiled.languages:
+            return base
+    return compiled.flow.default_language
+
+
+def _is_blank(event: Event) -> bool:
+    """Whether an answer carries nothing: silence, or empty digits or speech."""
+    if isinstance(event, NoInput):
+        return True
+    if isinstance(event, Digits):
+        return not event.value.strip()
+    if isinstance(event, Speech):
+        return not normalize_words(event.text)
+    return False
+
+
+class _TurnBuilder:
+    """Collects the steps, path and outcome of one turn while walking the flow."""
+
+    def __init__(self, compiled: CompiledFlow, now: datetime, language: str) -> None:
+        self.compiled = compiled
+        self.flow = compiled.flow
+        self.now = now
+        self.language = language
+        self.steps: list[Step] = []
+        self.path: list[str] = []
+        self.outcome: str | None = None
+        self.choice: str | None = None
+
+    def build(self) -> Turn:
+        """The finished turn."""
+        return Turn(tuple(self.steps), tuple(self.path), self.outcome, self.language, self.choice)
+
+    def note(self, outcome: str) -> None:
+        """Record an outcome; the first one of a turn wins (a failed menu, a callback)."""
+        if self.outcome is None:
+            self.outcome = outcome
+
+    def finish(self, step: Step, outcome: str) -> None:
+        """Add a final step and its outcome."""
+        self.steps.append(step)
+        self.note(outcome)
+
+    def say(self, prompt: Prompt, language: str | None = None) -> Say:
+        """A prompt in `language` (default: the call's), falling back to the flow's default."""
+        language = language or self.language
+        if language in prompt:
+            return Say(prompt[language], language)
+        fallback = self.flow.default_language
+        if fallback not in prompt:
+            fallback = next(iter(prompt))
+        return Say(prompt[fallback], fallback)
+
+    def enter(self, node_id: str) -> None:
+        """Enter a node and run on through non-waiting nodes until one waits or ends the call."""
+        while True:
+            if len(self.path) >= MAX_HOPS:
+                raise FlowLoopError(
+                    f"flow '{self.flow.name}' entered {MAX_HOPS} nodes without waiting for the "
+                    f"caller: {' -> '.join(self.path[-8:])} -> ..."
+                )
+            node = self.flow.nodes.get(node_id)
+            if node is None:
+                raise BrokenFlowError(f"flow '{self.flow.name}' has no node '{node_id}'")
+            self.path.append(node_id)
+            position = Position(node_id, self.language)
+            if isinstance(node, SayNode):
+                self.steps.append(self.say(node.text))
+                node_id = node.next
+            elif isinstance(node, GotoNode):
+                node_id = node.next
+            elif isinstance(node, HoursNode):
+                node_id = self._branch_on_hours(node_id, node)
+            elif isinstance(node, CallbackNode):
+                self.steps.append(
+                    RequestCallback(node_id, self.language, node.priority, node.category)
+                )
+                self.steps.append(self.say(node.prompt))
+                self.note("callback")
+                node_id = node.next
+            elif isinstance(node, MenuNode):
+                self.steps.append(self._menu_gather(position, node, lead=None))
+                return
+            elif isinstance(node, LanguageNode):
+                self.steps.append(self._language_gather(position, node))
+                return
+            elif isinstance(node, VoicemailNode):
+                self.steps.append(self.say(node.prompt))
+                self.finish(Record(position, node.max_length, node.finish_key), "voicemail")
+                return
+            elif isinstance(node, TransferNode):
+                numbers = self._transfer_numbers(node_id, node)
+                if not numbers:  # an emptied group: nobody can answer, so don't ring
+                    node_id = node.on_no_answer
+                    continue
+                if node.prompt is not None:
+                    self.steps.append(self.say(node.prompt))
+                self.finish(Dial(position, numbers, node.timeout), "transfer")
+                return
+            elif isinstance(node, HangupNode):
+                if node.text is not None:
+                    self.steps.append(self.say(node.text))
+                self.finish(Hangup(), "hangup")
+                return
+            else:  # pragma: no cover - the Node union is exhaustive
+                raise BrokenFlowError(f"node '{node_id}' has unknown type {node.type!r}")
+
+    def answer_menu(self, position: Position, node: MenuNode, event: Event) -> None:
+        """Follow the option the caller picked, or re-ask, or give up to on_failure."""
+        key: str | None = None
+        if isinstance(event, Digits):
+            key = event.value.strip()
+        elif isinstance(event, Speech):
+            key = match_keyword(self.compiled, position.node, self.language, event.text)
+        elif not isinstance(event, NoInput):
+            raise UnexpectedEvent(
+                f"{type(event).__name__} does not fit menu node '{position.node}'"
+            )
+        if key in node.options:
+            option = node.options[key]
+            self.choice = option.label or key
+            self.enter(option.next)
+            return
+        reprompt = node.no_input if _is_blank(event) else node.invalid
+        lead = self.say(reprompt) if reprompt is not None else None
+        attempt = position.attempt + 1
+        if attempt > node.retries:
+            if lead is not None:
+                self.steps.append(lead)
+            self.note("menu_failed")
+            self.enter(node.on_failure)
+            return
+        retry = Position(position.node, self.language, attempt)
+        self.steps.append(self._menu_gather(retry, node, lead))
+
+    def answer_language(self, position: Position, node: LanguageNode, event: Event) -> None:
+        """Switch to the chosen language, or re-offer, or carry on in the current language."""
+        if not isinstance(event, Digits | Speech | NoInput):
+            raise UnexpectedEvent(
+                f"{type(event).__name__} does not fit language node '{position.node}'"
+            )
+        chosen = node.options.get(event.value.strip()) if isinstance(event, Digits) else None
+        if chosen is not None and chosen in self.compiled.languages:
+            self.language = chosen
+            self.choice = chosen
+            self.enter(node.next)
+            return
+        attempt = position.attempt + 1
+        if attempt > node.retries:
+            self.enter(node.next)
+            return
+        retry = Position(position.node, self.language, attempt)
+        self.steps.append(self._language_gather(retry, node))
+
+    def _menu_gather(self, position: Position, node: MenuNode, lead: Say | None) -> Gather:
+        prompt = self.say(node.prompt)
+        return Gather(
+            position=position,
+            prompts=(lead, prompt) if lead is not None else (prompt,),
+            timeout=node.timeout,
+            keys=tuple(node.options),
+            speech_hints=self.compiled.speech_hints.get((position.node, self.language), ()),
+        )
+
+    def _language_gather(self, position: Position, node: LanguageNode) -> Gather:
+        # each language is offered in that language, so every caller hears their own
+        offers = tuple(self.say(node.prompt, language) for language in node.options.values())
+        return Gather(position, offers, node.timeout, tuple(node.options))
+
+    def _branch_on_hours(self, node_id: str, node: HoursNode) -> str:
+        hours = self.compiled.calendars.get(node.calendar)
+        if hours is None:
+            raise BrokenFlowError(f"node '{node_id}' uses unknown calendar '{node.calendar}'")
+        status = hours.status(self.now)
+        if status == "open":
+            return node.open
+        if status == "holiday" and node.holiday is not None:
+            return node.holiday
+        return node.closed
+
+    def _transfer_numbers(self, node_id: str, node: TransferNode) -> tuple[str, ...]:
+        if node.to is not None:
+            return (node.to,)
+        if node.group is None:
+            raise BrokenFlowError(f"transfer node '{node_id}' has neither 'to' nor 'group'")
+        if node.group not in self.flow.groups:
+            raise BrokenFlowError(f"transfer node '{node_id}' uses unknown group '{node.group}'")
+        return tuple(self.flow.groups[node.group])

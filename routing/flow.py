@@ -1,0 +1,189 @@
+"""The flow format: what an admin writes in YAML, as typed models with a JSON Schema."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+Key = Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")]
+Prompt = dict[LanguageCode, Annotated[str, StringConstraints(min_length=1, max_length=4000)]]
+"""Text to speak, one entry per language the flow declares."""
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$")
+TIME_RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Voice(_Model):
+    """Text-to-speech settings for one language (Twilio <Say> voice and locale)."""
+
+    locale: str = Field(description="BCP-47 locale for <Say language=...>, e.g. de-DE")
+    voice: str | None = Field(default=None, description="Twilio voice name, e.g. Polly.Vicki")
+
+
+class HolidaySource(_Model):
+    """Public holidays taken from the `holidays` package."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2 country code, e.g. DE")
+    subdivision: str | None = Field(default=None, description="State or region code, e.g. BE")
+
+
+class Calendar(_Model):
+    """Business hours: a time zone, weekly opening hours, public holidays and closed dates."""
+
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
+    hours: dict[str, list[str] | str] = Field(
+        description="Opening hours per day or day range (mon, mon-fri) as 'HH:MM-HH:MM'"
+    )
+    holidays: HolidaySource | None = None
+    closed: list[date] = Field(default_factory=list, description="Extra closed dates")
+
+
+class MenuOption(_Model):
+    """One choice of a menu: a key, optional spoken keywords per language, and a target."""
+
+    next: NodeId
+    keywords: dict[LanguageCode, list[str]] = Field(default_factory=dict)
+    label: str | None = Field(default=None, description="Short name for reports")
+
+
+class SayNode(_Model):
+    """Speak a prompt, then continue."""
+
+    type: Literal["say"]
+    text: Prompt
+    next: NodeId
+
+
+class MenuNode(_Model):
+    """Ask the caller to press a key (or say a keyword) and branch on it."""
+
+    type: Literal["menu"]
+    prompt: Prompt
+    options: dict[Key, MenuOption] = Field(min_length=1)
+    timeout: int = Field(default=6, ge=1, le=60, description="Seconds to wait for input")
+    retries: int = Field(default=2, ge=0, le=5, description="Repeats after invalid or no input")
+    invalid: Prompt | None = Field(default=None, description="Said after an unknown key")
+    no_input: Prompt | None = Field(default=None, description="Said after silence")
+    on_failure: NodeId = Field(description="Where to go when the retries are used up")
+
+
+class LanguageNode(_Model):
+    """Let the caller pick a language; each option is announced in its own language."""
+
+    type: Literal["language"]
+    prompt: Prompt = Field(description="Per language: the sentence that offers that language")
+    options: dict[Key, LanguageCode] = Field(min_length=1)
+    timeout: int = Field(default=5, ge=1, le=60)
+    retries: int = Field(default=1, ge=0, le=5)
+    next: NodeId = Field(description="Where to go once a language is chosen (or defaulted)")
+
+
+class HoursNode(_Model):
+    """Branch on a calendar: open, closed, or a public holiday."""
+
+    type: Literal["hours"]
+    calendar: str
+    open: NodeId
+    closed: NodeId
+    holiday: NodeId | None = Field(default=None, description="Defaults to 'closed'")
+
+
+class VoicemailNode(_Model):
+    """Record a message that becomes a ticket."""
+
+    type: Literal["voicemail"]
+    prompt: Prompt
+    max_length: int = Field(default=120, ge=5, le=3600, description="Seconds")
+    finish_key: str = Field(default="#", pattern=r"^[0-9*#]$")
+    category: str | None = Field(default=None, description="Ticket category hint")
+    callback: bool = Field(default=False, description="Also queue a callback for the ticket")
+    next: NodeId | None = Field(default=None, description="After the recording; else hang up")
+
+
+class CallbackNode(_Model):
+    """Queue a callback to the caller, confirm it, then continue."""
+
+    type: Literal["callback"]
+    prompt: Prompt
+    priority: str | None = Field(default=None, description="Priority level, e.g. P2")
+    category: str | None = None
+    next: NodeId
+
+
+class TransferNode(_Model):
+    """Connect the caller to an agent number or an agent group."""
+
+    type: Literal["transfer"]
+    prompt: Prompt | None = None
+    to: str | None = Field(default=None, description="E.164 number")
+    group: str | None = Field(default=None, description="Name of a group under 'groups'")
+    timeout: int = Field(default=20, ge=5, le=120, description="Seconds to ring")
+    on_no_answer: NodeId
+
+
+class HangupNode(_Model):
+    """Say goodbye (optional) and end the call."""
+
+    type: Literal["hangup"]
+    text: Prompt | None = None
+
+
+class GotoNode(_Model):
+    """Jump to another node."""
+
+    type: Literal["goto"]
+    next: NodeId
+
+
+Node = Annotated[
+    SayNode
+    | MenuNode
+    | LanguageNode
+    | HoursNode
+    | VoicemailNode
+    | CallbackNode
+    | TransferNode
+    | HangupNode
+    | GotoNode,
+    Field(discriminator="type"),
+]
+
+WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "hangup"})
+"""Node kinds that wait for the caller or end the call; a loop must pass through one."""
+
+
+class Flow(_Model):
+    """A complete call flow: languages, calendars, agent groups and the graph of nodes."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+    description: str = ""
+    languages: list[LanguageCode] = Field(min_length=1)
+    default_language: LanguageCode
+    voices: dict[LanguageCode, Voice] = Field(default_factory=dict)
+    numbers: list[str] = Field(default_factory=list, description="E.164 numbers it answers")
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict, description="Agent numbers")
+    start: NodeId
+    nodes: dict[NodeId, Node] = Field(min_length=1)
+
+    def node(self, node_id: str) -> Any:
+        """The node with this id (KeyError if the flow has none)."""
+        return self.nodes[node_id]
+
+
+def flow_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the flow format, for editors and `ivr flows schema`."""
+    schema = Flow.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "IVR call flow"
+    return schema

@@ -1,0 +1,121 @@
+"""What the engine asks the telephony layer to do, and what the caller did: plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a call stands in its flow; travels in action URLs so any process can answer."""
+
+    node: str
+    language: str
+    attempt: int = 0
+
+
+# --- steps: the engine's output -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    """Speak text in a language."""
+
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Speak prompts while listening for keys (and speech when hints are given)."""
+
+    position: Position
+    prompts: tuple[Say, ...]
+    timeout: int
+    keys: tuple[str, ...]
+    speech_hints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record a voicemail; the recording comes back to `position`."""
+
+    position: Position
+    max_length: int
+    finish_key: str
+
+
+@dataclass(frozen=True)
+class Dial:
+    """Ring agent numbers; the outcome comes back to `position`."""
+
+    position: Position
+    numbers: tuple[str, ...]
+    timeout: int
+
+
+@dataclass(frozen=True)
+class RequestCallback:
+    """Queue a callback to the caller (a side effect for the web layer to carry out)."""
+
+    node: str
+    language: str
+    priority: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the call."""
+
+
+Step = Say | Gather | Record | Dial | RequestCallback | Hangup
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The engine's answer to one event: steps to carry out, nodes passed, and the outcome."""
+
+    steps: tuple[Step, ...]
+    path: tuple[str, ...]
+    outcome: str | None = None
+    language: str | None = None
+    choice: str | None = field(default=None)
+
+
+# --- events: what the caller (or the network) did --------------------------------
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Keys the caller pressed."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Words the caller said, as transcribed by the telephony provider."""
+
+    text: str
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The caller stayed silent until the timeout."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A voicemail recording finished."""
+
+
+@dataclass(frozen=True)
+class DialEnded:
+    """A transfer ended: answered (the conversation happened) or not."""
+
+    answered: bool
+
+
+Event = Digits | Speech | NoInput | Recorded | DialEnded
