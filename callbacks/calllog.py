@@ -156,6 +156,5 @@ def record_status(
 
 def call_path(session: Session, call_sid: str) -> list[CallStep]:
     """The logged steps of a call in order."""
-    return list(
-        session.scalars(select(CallStep).where(CallStep.call_sid == call_sid).order_by(CallStep.seq))
-    )
+    query = select(CallStep).where(CallStep.call_sid == call_sid).order_by(CallStep.seq)
+    return list(session.scalars(query))

@@ -14,6 +14,7 @@ from ivr import create_app
 from ivr.demo import demo_command
 from ivr.simulator import call_command
 
+
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True)
 def main() -> None:
     """Phone support desk: manage flows and the database, place simulated calls."""

@@ -38,20 +38,20 @@ def demo_command(port: int, flow_file: str) -> None:
     bindir = Path(sys.executable).parent
     ivr_cmd = [str(bindir / "ivr")] if (bindir / "ivr").exists() else [sys.executable, "-m",
                                                                        "ivr.cli"]
-    _run(ivr_cmd + ["db", "upgrade"], env)
-    _run(ivr_cmd + ["flows", "publish", flow_file, "--by", "demo"], env)
+    _run([*ivr_cmd, "db", "upgrade"], env)
+    _run([*ivr_cmd, "flows", "publish", flow_file, "--by", "demo"], env)
     gunicorn = shutil.which("gunicorn", path=str(bindir)) or "gunicorn"
     children = [
         subprocess.Popen([gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}",
                           "--access-logfile", "-", "ivr:create_app()"], env=env),
-        subprocess.Popen(ivr_cmd + ["worker"], env=env),
+        subprocess.Popen([*ivr_cmd, "worker"], env=env),
     ]
     click.echo(
-        "\nThe support line is running on http://127.0.0.1:%d (web + worker).\n"
+        f"\nThe support line is running on http://127.0.0.1:{port} (web + worker).\n"
         "Place a simulated call from another terminal:\n"
         "  .venv/bin/ivr call                      # interactive: type keys or words\n"
         "  .venv/bin/ivr call --press 1 --say vpn  # scripted: English, then say 'vpn'\n"
-        "Press Ctrl-C to stop.\n" % port
+        "Press Ctrl-C to stop.\n"
     )
     try:
         while all(child.poll() is None for child in children):

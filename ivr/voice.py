@@ -167,7 +167,8 @@ def recording_finished() -> Response:
         language = state.position.language
         turn = Turn((Say(message("message_saved", language), language), *turn.steps), turn.path,
                     turn.outcome, turn.language, turn.choice)
-    return _carry_out(turn, state, "recorded", state.position.node, request.form.get("RecordingSid"))
+    recording_sid = request.form.get("RecordingSid")
+    return _carry_out(turn, state, "recorded", state.position.node, recording_sid)
 
 
 @bp.post("/dialed")

@@ -6,8 +6,8 @@ import os
 
 from alembic import context
 
-import callbacks.calllog  # noqa: F401  (registers tables)
-import callbacks.flowstore  # noqa: F401
+import callbacks.calllog
+import callbacks.flowstore
 import callbacks.voicemail  # noqa: F401
 from callbacks.db import Base, make_engine
 

@@ -148,8 +148,9 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
     elif isinstance(node, LanguageNode):
         call.answer_language(position, node, event)
     elif isinstance(node, VoicemailNode) and isinstance(event, Recorded):
+        call.note("voicemail")  # the call's outcome, however it goes on from here
         if node.next is None:
-            call.finish(Hangup(), outcome="hangup")
+            call.finish(Hangup(), outcome="voicemail")
         else:
             call.enter(node.next)
     elif isinstance(node, TransferNode) and isinstance(event, DialEnded):

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from routing.errors import FlowError, FlowInvalid
@@ -21,7 +21,7 @@ from routing.flow import Node as FlowNode
 from routing.validator import Path, did_you_mean, semantic_errors
 
 MAX_FLOW_BYTES = 512 * 1024
-MAX_ALIASES = 20
+MAX_ALIASES = 200
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
 
@@ -128,39 +128,67 @@ class _TreeProblem(Exception):
 
 
 class _FlowYamlLoader(yaml.SafeLoader):
-    """SafeLoader composing nodes with YAML 1.2-like scalars and a cap on aliases and depth."""
+    """SafeLoader composing nodes with YAML 1.2-like scalars, capping aliases, size and depth."""
 
     yaml_implicit_resolvers: dict[Any, Any] = {}
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.alias_count = 0
+        self.expanded = 0  # values in the tree once every alias is written out
+        self.sizes: dict[int, int] = {}  # id(node) -> its expanded size
         self.open_anchors: list[str] = []  # one entry per open list or mapping ("" if unnamed)
+        self.alias_marks: dict[tuple[int, int], Any] = {}  # (parent, index) -> where '*x' is
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         if isinstance(event, AliasEvent):
-            self.alias_count += 1
-            if event.anchor in self.open_anchors:
-                raise _TreeProblem(
-                    event.start_mark, f"alias '*{event.anchor}' refers to a value that contains it"
-                )
-            if self.alias_count > MAX_ALIASES:
-                raise _TreeProblem(
-                    event.start_mark,
-                    f"too many aliases (more than {MAX_ALIASES});"
-                    " write the values out instead of '*' references",
-                )
-            return super().compose_node(parent, index)
-        if not isinstance(event, MappingStartEvent | SequenceStartEvent):
-            return super().compose_node(parent, index)
+            self.check_alias(event)
+            node = super().compose_node(parent, index)
+            if parent is not None and index is not None:
+                self.alias_marks[_slot(parent, index)] = event.start_mark
+            return node
         if len(self.open_anchors) >= MAX_DEPTH:
             raise _TreeProblem(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
-        self.open_anchors.append(event.anchor or "")
+        self.expanded += 1
+        self.open_anchors.append(getattr(event, "anchor", None) or "")
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self.open_anchors.pop()
+        assert node is not None
+        children = node.value if isinstance(node, SequenceNode) else []
+        if isinstance(node, MappingNode):
+            children = [child for pair in node.value for child in pair]
+        self.sizes[id(node)] = 1 + sum(self.sizes[id(child)] for child in children)
+        return node
+
+    def check_alias(self, event: AliasEvent) -> None:
+        """Refuse self-containing aliases, too many aliases, and aliases that expand too far."""
+        self.alias_count += 1
+        if event.anchor in self.open_anchors:
+            raise _TreeProblem(
+                event.start_mark, f"alias '*{event.anchor}' refers to a value that contains it"
+            )
+        if self.alias_count > MAX_ALIASES:
+            raise _TreeProblem(
+                event.start_mark,
+                f"too many aliases (more than {MAX_ALIASES}); write some values out instead",
+            )
+        target = self.anchors.get(event.anchor)
+        if target is not None:
+            self.expanded += self.sizes[id(target)]
+            if self.expanded > MAX_VALUES:
+                raise _TreeProblem(
+                    event.start_mark,
+                    f"alias '*{event.anchor}' makes the flow expand to more than {MAX_VALUES} "
+                    "values; write values out instead of nesting aliases",
+                )
+
+
+def _slot(parent: Node, index: Any) -> tuple[int, int]:
+    """Identifies one child of a composed node: a list index or a mapping key node."""
+    return id(parent), index if isinstance(index, int) else id(index)
 
 
 for _tag, _pattern, _first in (
@@ -176,8 +204,10 @@ for _tag, _pattern, _first in (
 def _read_tree(text: str, filename: str) -> tuple[LocatedTree | None, list[FlowError]]:
     if len(text) > MAX_FLOW_BYTES or len(text.encode(errors="surrogatepass")) > MAX_FLOW_BYTES:
         return None, [_too_large(filename)]
+    loader: _FlowYamlLoader | None = None
     try:
-        root = yaml.compose(text, Loader=_FlowYamlLoader)
+        loader = _FlowYamlLoader(text)
+        root = loader.get_single_node()
     except _TreeProblem as exc:
         return None, [_at_mark(filename, exc.mark, exc.message)]
     except yaml.MarkedYAMLError as exc:
@@ -186,9 +216,12 @@ def _read_tree(text: str, filename: str) -> tuple[LocatedTree | None, list[FlowE
         line, column = _line_column(text, exc.position)
         char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
         return None, [FlowError(filename, line, column, f"character {char} is not allowed in YAML")]
+    finally:
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return None, [FlowError(filename, 1, 1, "the flow file is empty")]
-    converter = _Converter(filename)
+    converter = _Converter(filename, loader.alias_marks)
     try:
         data = converter.convert(root, (), 0)
     except _TreeProblem as exc:
@@ -199,27 +232,22 @@ def _read_tree(text: str, filename: str) -> tuple[LocatedTree | None, list[FlowE
 class _Converter:
     """Turns composed nodes into plain data, recording where every value and key starts."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, alias_marks: dict[tuple[int, int], Any]) -> None:
         self.filename = filename
+        self.alias_marks = alias_marks
         self.values: dict[Path, tuple[int, int]] = {}
         self.keys: dict[Path, tuple[int, int]] = {}
         self.errors: list[FlowError] = []
-        self.count = 0
         self.active: set[int] = set()
 
     def error(self, mark: yaml.Mark, message: str) -> None:
         self.errors.append(_at_mark(self.filename, mark, message))
 
-    def convert(self, node: Node, path: Path, depth: int) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise _TreeProblem(
-                node.start_mark,
-                f"the flow expands to more than {MAX_VALUES} values; use fewer '*' references",
-            )
+    def convert(self, node: Node, path: Path, depth: int, mark: Any = None) -> Any:
+        """Plain data of `node`; `mark` is where an alias wrote it, if it was one."""
         if depth > MAX_DEPTH or id(node) in self.active:
             raise _TreeProblem(node.start_mark, f"nested more than {MAX_DEPTH} levels deep")
-        self.values[path] = _position(node.start_mark)
+        self.values[path] = _position(mark or node.start_mark)
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if node.tag not in (f"{_TAG}map", f"{_TAG}seq"):
@@ -228,7 +256,8 @@ class _Converter:
         try:
             if isinstance(node, SequenceNode):
                 return [
-                    self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
+                    self.convert(item, (*path, i), depth + 1, self.alias_marks.get(_slot(node, i)))
+                    for i, item in enumerate(node.value)
                 ]
             assert isinstance(node, MappingNode)
             return self.mapping(node, path, depth)
@@ -252,7 +281,8 @@ class _Converter:
                 self.error(key_node.start_mark, f"duplicate key '{key}' (first at line {first})")
                 continue
             self.keys[(*path, key)] = _position(key_node.start_mark)
-            result[key] = self.convert(value_node, (*path, key), depth + 1)
+            alias_mark = self.alias_marks.get(_slot(node, key_node))
+            result[key] = self.convert(value_node, (*path, key), depth + 1, alias_mark)
         return result
 
     def scalar(self, node: ScalarNode) -> Any:
@@ -337,6 +367,8 @@ _PATTERN_HINTS = {
     typing.get_args(LanguageCode)[1].pattern: "a language code of 2 or 3 lowercase letters "
     "such as 'en'",
     typing.get_args(Key)[1].pattern: "a single key: 0-9, * or #",
+    Flow.model_fields["name"].metadata[0].pattern: "a flow name: lowercase letters, digits, "
+    "'-' and '_'",
 }
 
 
@@ -362,7 +394,8 @@ def _schema_errors(exc: ValidationError, tree: LocatedTree, filename: str) -> li
             line, column, message = _bad_node(path, kind, tree)
         else:
             line, column = tree.locate_key(path) if is_key else tree.locate(path)
-            merged.setdefault((line, column, path), []).append(_plain_message(error, is_key))
+            shown = path[:-1] if is_key else path  # a key's problem belongs to its mapping
+            merged.setdefault((line, column, shown), []).append(_plain_message(error, is_key))
             continue
         errors.append(FlowError(filename, line, column, message))
     for (line, column, path), messages in merged.items():
