@@ -151,6 +151,8 @@ def _parse_token(raw: str, number: int) -> _Token:
     if sep and prefix == "say" and rest.strip():
         return _Token("speech", rest.strip(), raw=token)
     if sep and prefix in ("wav", "wav+hangup") and rest.strip():
+        if not Path(rest.strip()).is_file():
+            raise ScriptError(f"script token {number} {token!r}: no such file")
         return _Token("wav", rest.strip(), hangup=prefix == "wav+hangup", raw=token)
     if sep and prefix == "dial" and rest.strip().lower() in DIAL_OUTCOMES:
         return _Token("dial", rest.strip().lower(), raw=token)
@@ -504,11 +506,11 @@ class _Call:
                 document = self._fetch(request)
                 self.status = "in-progress"
                 request = self._walk(document, request.url)
-        except _CallFailed:
-            self.transcript.duration = self.seconds
-            return self.transcript
+        except _CallFailed:  # already a failure event: the call stops, as Twilio's would
+            pass
+        else:
+            self._finish()
         self.transcript.duration = self.seconds
-        self._finish()
         return self.transcript
 
     # --- events and HTTP ---
@@ -597,7 +599,7 @@ class _Call:
                 return outcome
             if outcome is _ENDED:
                 return None
-        self._emit(CallEvent("hangup", "end of TwiML: Twilio hangs up", url=url,
+        self._emit(CallEvent("hangup", "end of TwiML", url=url,
                              detail={"by": "app", "reason": "end of document"}))
         return None
 
@@ -741,10 +743,15 @@ class _Call:
         recording_url = (f"{self.sim.recording_base_url}/{API_VERSION}/Accounts/"
                          f"{self.sim.account_sid}/Recordings/{sid}")
         self.transcript.recordings[sid] = recording.path
-        finished = "hangup" if recording.hangup else _finish_key(prompt.finish_on_key)
+        if recording.hangup:
+            finished = "hangup"
+        elif clipped < seconds:
+            finished = "max-length"
+        else:  # the caller presses a finish key, or stays silent until the timeout
+            finished = _finish_key(prompt.finish_on_key) or "timeout"
         self._emit(CallEvent("record", url=url, detail={
             "phase": "result", "duration": clipped, "path": recording.path, "sid": sid,
-            "recording_url": recording_url, "finished": finished or "max-length"}))
+            "recording_url": recording_url, "finished": finished}))
         recorded = {"RecordingUrl": recording_url, "RecordingDuration": str(max(1, round(clipped)))}
         started = status_callback("in-progress", {"RecordingUrl": recording_url,
                                                   "RecordingStartTime": _timestamp()})
@@ -753,7 +760,7 @@ class _Call:
         completed = status_callback("completed", {**recorded, "RecordingStartTime": _timestamp()})
         callbacks = (completed,) if completed is not None else ()
         params = {**recorded, "RecordingSid": sid}
-        if finished and clipped >= seconds:
+        if finished not in ("max-length", "timeout"):
             params["Digits"] = finished
         if not recording.hangup:
             return _Request(action, method, params, "record", callbacks=callbacks)
@@ -897,7 +904,10 @@ def _finish_key(finish_on_key: str) -> str:
 def _audio_seconds(path: str) -> float:
     import soundfile  # only calls that record need it
 
-    return float(soundfile.info(path).duration)
+    try:
+        return float(soundfile.info(path).duration)
+    except (OSError, RuntimeError) as exc:  # libsndfile errors are RuntimeErrors
+        raise ValueError(f"cannot read recording {path}: {exc}") from exc
 
 
 # --- printing ----------------------------------------------------------------------
@@ -1028,7 +1038,7 @@ def call_command() -> click.Command:
             click.echo(f"Calling {simulator.entry_url} from {from_} to {to}")
         try:
             transcript = simulator.run(caller, on_event=show)
-        except ScriptError as exc:
+        except ValueError as exc:  # a script token at the wrong verb, an unreadable WAV
             raise click.UsageError(str(exc)) from exc
         if transcript.failed:
             click.echo(f"Call {transcript.call_sid} failed: the caller would hear "

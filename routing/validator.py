@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import time
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays
@@ -22,6 +22,7 @@ Locate = Callable[[Path], tuple[int, int]]
 TARGET_FIELDS = ("next", "on_failure", "open", "closed", "holiday", "on_no_answer")
 PROMPT_FIELDS = ("text", "prompt", "invalid", "no_input")
 MAX_LOOPS_REPORTED = 20
+MAX_LOOP_STEPS = 20_000  # bounds the cycle search on pathological graphs
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -120,9 +121,9 @@ class _Checks:
 
     def check_waiting_loops(self) -> None:
         busy = [n for n, node in self.flow.nodes.items() if node.type not in WAITING_TYPES]
-        order = {node_id: index for index, node_id in enumerate(busy)}
-        graph = {n: [t for t in self.successors(n) if t in order] for n in busy}
-        for cycle in _elementary_cycles(busy, graph, order, MAX_LOOPS_REPORTED):
+        busy_set = set(busy)
+        graph = {n: [t for t in self.successors(n) if t in busy_set] for n in busy}
+        for cycle in _loops(busy, graph):
             chain = " -> ".join(f"'{n}'" for n in [*cycle, cycle[0]])
             self.error(
                 ("nodes", cycle[0]),
@@ -385,23 +386,106 @@ def _overlaps(
     return opens < other_end and other_opens < end
 
 
-def _elementary_cycles(
-    nodes: list[str], graph: dict[str, list[str]], order: dict[str, int], limit: int
-) -> list[list[str]]:
-    """Each simple cycle once, starting at its node that comes first in `nodes`."""
+def _loops(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
+    """Simple cycles, each once, starting at its node that comes first in `nodes`.
+
+    Enumeration is capped; every tangle of nodes still gets at least one cycle reported.
+    """
+    order = {node_id: index for index, node_id in enumerate(nodes)}
     cycles: list[list[str]] = []
-    for start in nodes:
-        stack: list[tuple[str, Any]] = [(start, iter(graph[start]))]
-        on_path = [start]
-        while stack and len(cycles) < limit:
-            _, successors = stack[-1]
+    budget = [MAX_LOOP_STEPS]
+    for component in _strongly_connected(nodes, graph):
+        members = set(component)
+        first = min(component, key=order.__getitem__)
+        if len(component) == 1 and first not in graph[first]:
+            continue
+        found = [
+            cycle
+            for start in sorted(component, key=order.__getitem__)
+            for cycle in _cycles_from(start, graph, members, order, budget)
+        ]
+        cycles.extend(found or [_shortest_cycle(first, graph, members)])
+    return cycles[:MAX_LOOPS_REPORTED]
+
+
+def _cycles_from(
+    start: str,
+    graph: dict[str, list[str]],
+    members: set[str],
+    order: dict[str, int],
+    budget: list[int],
+) -> list[list[str]]:
+    """Simple cycles through `start` whose other nodes come later in `order`."""
+    cycles: list[list[str]] = []
+    path = [start]
+    pending = [iter(graph[start])]
+    while pending and budget[0] > 0:
+        budget[0] -= 1
+        target = next(pending[-1], None)
+        if target is None:
+            pending.pop()
+            path.pop()
+        elif target == start:
+            cycles.append(list(path))
+        elif target in members and order[target] > order[start] and target not in path:
+            path.append(target)
+            pending.append(iter(graph[target]))
+    return cycles
+
+
+def _shortest_cycle(start: str, graph: dict[str, list[str]], members: set[str]) -> list[str]:
+    """A shortest cycle from `start` back to itself inside one strongly connected set."""
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for target in graph[current]:
+            if target == start:
+                cycle = [current]
+                while cycle[-1] != start:
+                    cycle.append(came_from[cycle[-1]])
+                return cycle[::-1]
+            if target in members and target not in came_from:
+                came_from[target] = current
+                queue.append(target)
+    return [start]
+
+
+def _strongly_connected(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components (Kosaraju, without recursion)."""
+    finished: list[str] = []
+    seen: set[str] = set()
+    for root in nodes:
+        if root in seen:
+            continue
+        seen.add(root)
+        pending = [(root, iter(graph[root]))]
+        while pending:
+            node_id, successors = pending[-1]
             target = next(successors, None)
             if target is None:
-                stack.pop()
-                on_path.pop()
-            elif target == start:
-                cycles.append(list(on_path))
-            elif order[target] > order[start] and target not in on_path:
-                stack.append((target, iter(graph[target])))
-                on_path.append(target)
-    return cycles
+                finished.append(node_id)
+                pending.pop()
+            elif target not in seen:
+                seen.add(target)
+                pending.append((target, iter(graph[target])))
+    reverse: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    for node_id in nodes:
+        for target in graph[node_id]:
+            reverse[target].append(node_id)
+    components: list[list[str]] = []
+    assigned: set[str] = set()
+    for root in reversed(finished):
+        if root in assigned:
+            continue
+        component, stack = [], [root]
+        assigned.add(root)
+        while stack:
+            node_id = stack.pop()
+            component.append(node_id)
+            for source in reverse[node_id]:
+                if source not in assigned:
+                    assigned.add(source)
+                    stack.append(source)
+        components.append(component)
+    return components

@@ -47,7 +47,7 @@ def problems(text: str) -> list[str]:
 
 
 def flow(body: str) -> str:
-    """A flow text: dedented body appended to nothing, for inline test flows."""
+    """An inline test flow, dedented."""
     return textwrap.dedent(body)
 
 
@@ -122,6 +122,32 @@ def test_tree_records_value_and_key_positions() -> None:
     # absent paths fall back to the nearest parent that exists
     assert tree.locate(("nodes", "bye", "text", "en")) == (13, 5)
     assert LocatedTree(data={}).locate(("anything",)) == (1, 1)
+
+
+def test_aliased_value_is_located_where_the_alias_is_written() -> None:
+    text = flow(
+        """\
+        name: minimal
+        languages: [en, de]
+        default_language: en
+        start: hello
+        nodes:
+          hello:
+            type: say
+            text: &greeting
+              en: Hello.
+            next: again
+          again:
+            type: say
+            text: *greeting
+            next: bye
+          bye: {type: hangup}
+        """
+    )
+    assert problems(text) == [
+        "flows/x.yaml:8:11: node 'hello' text has no 'de' text",
+        "flows/x.yaml:13:11: node 'again' text has no 'de' text",
+    ]
 
 
 # --- YAML-level problems -----------------------------------------------------------
@@ -236,6 +262,14 @@ def test_unknown_key_suggests_the_close_one() -> None:
     text = MINIMAL_FLOW.replace("    on_failure: bye\n", "    on_failure: bye\n    timeuot: 5\n")
     assert problems(text) == [
         "flows/x.yaml:12:5: unknown key 'timeuot' in node 'main' (did you mean 'timeout'?)"
+    ]
+
+
+def test_unknown_key_in_a_menu_option() -> None:
+    text = MINIMAL_FLOW.replace("1: {next: bye}", "1: {nxt: bye}")
+    assert problems(text) == [
+        "flows/x.yaml:10:7: node 'main' option '1' is missing 'next'",
+        "flows/x.yaml:10:11: unknown key 'nxt' in node 'main' option '1' (did you mean 'next'?)",
     ]
 
 

@@ -23,6 +23,7 @@ from ivr.simulator import (
     GatherPrompt,
     InteractiveCaller,
     Recording,
+    RecordPrompt,
     ScriptedCaller,
     ScriptError,
     Simulator,
@@ -546,6 +547,11 @@ def _prompt() -> GatherPrompt:
                         finish_on_key="#", language="en-US", hints=None, heard=())
 
 
+def _record_prompt() -> RecordPrompt:
+    return RecordPrompt(url="http://x/voice", max_length=60, timeout=5, finish_on_key="#",
+                        heard=())
+
+
 def test_scripted_caller_from_press_and_say():
     caller = scripted_caller_from_options("1,3", ["vpn", "password"], None)
 
@@ -562,8 +568,8 @@ def test_scripted_caller_from_full_script(wav):
     assert caller.gather(_prompt()) is None
     assert caller.dial(["+49301"]) == "busy"
     assert caller.dial(["+49301"]) == "completed"  # no dial token next: the default
-    assert caller.record(_prompt()) == Recording(wav)  # type: ignore[arg-type]
-    assert caller.record(_prompt()) is HANGUP  # type: ignore[arg-type]
+    assert caller.record(_record_prompt()) == Recording(wav)
+    assert caller.record(_record_prompt()) is HANGUP
 
 
 def test_scripted_caller_rejects_bad_scripts():
@@ -573,6 +579,8 @@ def test_scripted_caller_rejects_bad_scripts():
         ScriptedCaller(["dial:maybe"])
     with pytest.raises(ScriptError, match="--script"):
         scripted_caller_from_options("1", [], "1,2")
+    with pytest.raises(ScriptError, match="no such file"):
+        ScriptedCaller(["wav:/nonexistent/message.wav"])
     with pytest.raises(ScriptError, match="came at a <Gather>"):
         ScriptedCaller(["dial:busy"]).gather(_prompt())
 
@@ -598,6 +606,18 @@ def test_interactive_caller_reads_keys_words_silence_and_hangup():
 
     assert results == ["12#", Speech("reset my password"), None, HANGUP]
     assert asked[0] == "Press keys (or type words, empty = silence, 'hangup'): "
+
+
+def test_interactive_caller_records_the_given_file_then_asks(wav):
+    answers = iter(["/nonexistent.wav", wav, ""])
+    printed: list[str] = []
+    caller = InteractiveCaller(input_fn=lambda q: next(answers), print_fn=printed.append,
+                               recording=wav)
+
+    assert caller.record(_record_prompt()) == Recording(wav)
+    assert caller.record(_record_prompt()) == Recording(wav)
+    assert caller.record(_record_prompt()) is None
+    assert printed == [f"  (recording {wav})", "  no such file: /nonexistent.wav"]
 
 
 def test_interactive_caller_asks_dial_outcome_until_valid():
@@ -684,10 +704,14 @@ def test_call_command_needs_a_token(base_url, monkeypatch):
     assert "no auth token" in result.output
 
 
-def test_call_command_reports_script_errors(base_url, monkeypatch):
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [("1,bogus", "script token 2 'bogus'"), ("dial:busy", "'dial:busy' came at a <Gather>")],
+)
+def test_call_command_reports_script_errors(base_url, monkeypatch, script, message):
     monkeypatch.delenv("IVR_PUBLIC_BASE_URL", raising=False)
     result = CliRunner().invoke(call_command(), ["--url", base_url, "--token", TOKEN,
-                                                 "--script", "1,bogus"])
+                                                 "--script", script])
 
     assert result.exit_code == 2
-    assert "script token 2 'bogus'" in result.output
+    assert message in result.output

@@ -1,0 +1,618 @@
+"""Benchmark: the voice webhooks under gunicorn against a bare Flask baseline, same machine.
+
+What is measured
+----------------
+Two gunicorn servers run side by side with the same worker settings on loopback ports:
+
+* **ivr webhooks**: `ivr:create_app()` on a private PostgreSQL database (created for the run,
+  migrated with Alembic, `flows/it-support.yaml` published; dropped at the end), production
+  settings, signature checking on, log level WARNING, no access log.
+* **bare Flask baseline**: `benchmarks/bare_app.py`, a catch-all POST view returning a constant
+  TwiML menu step of the same shape and size: no signature check, no form parsing, no SQL.
+
+Client processes (multiprocessing, several threads each) play Twilio: every simulated call has
+a new CallSid, POSTs `/voice` with Twilio's form fields, then follows the `<Gather action>` of
+each answer with a scripted key sequence (language, main-menu topic, then agent / voicemail /
+callback), until the answer has no `<Gather>` (`<Dial>`, `<Record>`, `<Hangup>`: the call
+ends and the next starts). Every request carries a valid `X-Twilio-Signature` for the public
+URL. Outside office hours the flow sends callers to voicemail after the language choice; the
+client simply follows what the app answers. The baseline gets the same kind of calls (same
+paths, bodies and signatures; its Gather action is constant), as many requests per call.
+
+* Phase A, closed loop (saturation): C callers send as fast as answers come back, for
+  `--seconds` per server. Reported: requests/s, p50 and p99 latency per request (client side,
+  `time.perf_counter`), errors (non-200, non-TwiML, connection failures) and apologies (an
+  answer of the app's failure path, `n=apology`; counted as errors: there must be none).
+* Phase B, open loop at the goal load: requests to the app on a fixed schedule at 50% of the
+  baseline's phase A throughput, for `--seconds`. Latency counts from the scheduled send time,
+  so a stalled server is not hidden by a client that waits for it (coordinated omission).
+
+Goal: ratio (ivr/baseline req/s) >= 0.5, and p99 < 25 ms at 50% of the baseline's load.
+
+The client runs on the same cores as the servers and PostgreSQL, and costs both sides alike.
+
+Run
+---
+    .venv/bin/python benchmarks/webhook.py                  # 10 s per phase, 8 callers
+    .venv/bin/python benchmarks/webhook.py --seconds 5 --concurrency 16 --workers 3
+
+PostgreSQL must answer at `--admin-url` (default: the test suite's local server). Exit status
+is 0 for a measurement (goal met or not); 1 when a server did not start or any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.client
+import math
+import multiprocessing
+import multiprocessing.process
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+HOST = "127.0.0.1"
+LINE = "+493012345678"  # the number flows/it-support.yaml answers
+ACCOUNT_SID = "AC" + "5" * 32
+REQUEST_TIMEOUT = 10.0  # seconds; no request may hang a phase longer than this
+
+# Key sequences callers press after dialling in: language (1 English, 2 German), a main-menu
+# topic (1 password, 2 network, 3 hardware, 4 software, 5 VDI, 9 outage), then the topic
+# menu's choice (1 agent, 2 voicemail, 3 callback); "0" in the main menu asks for an agent.
+SCRIPTS: tuple[tuple[str, ...], ...] = (
+    *((lang, topic, choice) for lang in "11112" for topic in "123459" for choice in "123"),
+    ("1", "0"),
+    ("2", "0"),
+)
+
+GATHER_ACTION = re.compile(rb'<Gather [^>]*?action="([^"]+)"')
+CALL_ENDINGS = ((b"<Dial", "dial"), (b"<Record", "record"), (b"<Hangup", "hangup"))
+
+# Client processes of the running phase, ended by the clean-up on Ctrl-C or failure.
+_clients: list[multiprocessing.process.BaseProcess] = []
+
+
+# ---- Requests signed like Twilio's ---------------------------------------------------------
+
+
+def sign(key: bytes, url: str, params: dict[str, str]) -> str:
+    """X-Twilio-Signature: HMAC-SHA1 of the URL and the sorted form fields, base64."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(key, data.encode(), hashlib.sha1).digest()).decode()
+
+
+def call_fields(call_sid: str, caller: str, country: str) -> dict[str, str]:
+    """The form fields Twilio posts with every voice webhook of one inbound call."""
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "in-progress",
+        "Called": LINE,
+        "CalledCountry": "DE",
+        "Caller": caller,
+        "CallerCountry": country,
+        "Direction": "inbound",
+        "From": caller,
+        "FromCountry": country,
+        "To": LINE,
+        "ToCountry": "DE",
+    }
+
+
+CALLERS: tuple[tuple[str, str], ...] = (
+    *((f"+4930{n:07d}", "DE") for n in range(1234500, 1234530)),
+    *((f"+4420{n:08d}", "GB") for n in range(71838700, 71838710)),
+    *((f"+4822{n:07d}", "PL") for n in range(5551200, 5551210)),
+)
+
+
+# ---- Load generator (runs in client processes) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """One phase against one server, as each client process receives it."""
+
+    port: int
+    token: str
+    processes: int
+    threads: int  # per process
+    seconds: float
+    start_at: float  # time.perf_counter() value (CLOCK_MONOTONIC: the same in every process)
+    rate: float = 0.0  # requests/s over all processes; 0 = closed loop, as fast as possible
+    seed: int = 0
+
+
+@dataclass
+class Tally:
+    """What callers measured: latencies of good answers (seconds) and what went wrong."""
+
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    errors: int = 0
+    apologies: int = 0
+    calls: int = 0
+    endings: Counter[str] = field(default_factory=Counter)
+    first_error: str = ""
+    finished: float = 0.0  # perf_counter of the last answer
+
+    def add(self, other: Tally) -> None:
+        self.latencies.extend(other.latencies)
+        self.errors += other.errors
+        self.apologies += other.apologies
+        self.calls += other.calls
+        self.endings.update(other.endings)
+        self.first_error = self.first_error or other.first_error
+        self.finished = max(self.finished, other.finished)
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        self.first_error = self.first_error or what
+
+
+def caller(load: Load, slot: int, tally: Tally) -> None:
+    """One caller: calls one after another until the phase ends; paced when load.rate > 0."""
+    rng = random.Random(load.seed * 1_000_003 + slot)
+    key = load.token.encode()
+    base = f"http://{HOST}:{load.port}"
+    perf = time.perf_counter
+    end = load.start_at + load.seconds
+    slots = load.processes * load.threads
+    paced = load.rate > 0
+    interval = slots / load.rate if paced else 0.0
+    scheduled = load.start_at + slot / load.rate if paced else 0.0
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "User-Agent": "TwilioProxy/1.1", "X-Twilio-Signature": ""}
+    pause = load.start_at - perf()
+    if pause > 0:
+        time.sleep(pause)
+    while perf() < end and (not paced or scheduled < end):
+        fields = call_fields("CA" + uuid.UUID(int=rng.getrandbits(128)).hex,
+                             *rng.choice(CALLERS))
+        keys = rng.choice(SCRIPTS)
+        path, params = "/voice", fields
+        conn = http.client.HTTPConnection(HOST, load.port, timeout=REQUEST_TIMEOUT)
+        tally.calls += 1
+        ending = "script"
+        try:
+            for step in range(len(keys) + 1):
+                if paced:
+                    if scheduled >= end:
+                        ending = "phase end"
+                        break
+                    wait = scheduled - perf()
+                    if wait > 0:
+                        time.sleep(wait)
+                    began = scheduled
+                    scheduled += interval
+                else:
+                    if perf() >= end:
+                        ending = "phase end"
+                        break
+                    began = perf()
+                headers["X-Twilio-Signature"] = sign(key, base + path, params)
+                try:
+                    conn.request("POST", path, urlencode(params), headers)
+                    response = conn.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    tally.error(f"POST {path}: {exc!r}")
+                    ending = "error"
+                    time.sleep(0.001)  # a refused connection must not spin
+                    break
+                done = perf()
+                tally.finished = done
+                if response.status != 200 or not body.endswith(b"</Response>"):
+                    tally.error(f"POST {path}: HTTP {response.status}: {body[:300]!r}")
+                    ending = "error"
+                    break
+                tally.latencies.append(done - began)
+                if b"n=apology" in body:
+                    tally.apologies += 1
+                    ending = "apology"
+                    break
+                match = GATHER_ACTION.search(body)
+                if match is None:
+                    ending = next((name for tag, name in CALL_ENDINGS if tag in body), "other")
+                    break
+                if step == len(keys):
+                    break
+                path = match.group(1).decode().replace("&amp;", "&")
+                params = {**fields, "Digits": keys[step]}
+        finally:
+            conn.close()
+        tally.endings[ending] += 1
+
+
+def client_process(load: Load, index: int, results: multiprocessing.Queue[Tally]) -> None:
+    """Run load.threads callers in this process and send back their merged tally."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cleans up on Ctrl-C
+    tallies = [Tally() for _ in range(load.threads)]
+    threads = [
+        threading.Thread(target=caller, args=(load, index * load.threads + i, tallies[i]),
+                         daemon=True)
+        for i in range(load.threads)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=load.start_at - time.perf_counter() + load.seconds
+                    + REQUEST_TIMEOUT + 5)
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+    if any(thread.is_alive() for thread in threads):
+        total.error("a caller thread did not finish in time")
+    results.put(total)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A phase's numbers."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    apologies: int
+    calls: int
+    endings: Counter[str]
+    first_error: str
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 when empty)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def run_phase(port: int, token: str, processes: int, callers: int, seconds: float,
+              rate: float = 0.0, seed: int = 0) -> Result:
+    """Drive one server with `callers` callers spread over `processes` client processes."""
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue[Tally] = context.Queue()
+    threads = max(1, math.ceil(callers / processes))
+    load = Load(port, token, processes, threads, seconds, time.perf_counter() + 0.3 + 0.05
+                * processes, rate, seed)
+    _clients[:] = [context.Process(target=client_process, args=(load, i, results), daemon=True)
+                   for i in range(processes)]
+    for process in _clients:
+        process.start()
+    total = Tally()
+    deadline = load.start_at + seconds + REQUEST_TIMEOUT + 20
+    try:
+        for _ in range(processes):
+            try:
+                total.add(results.get(timeout=max(1.0, deadline - time.perf_counter())))
+            except queue.Empty:
+                total.error("a client process sent no results in time")
+                break
+    finally:
+        stop_clients()
+    ordered = sorted(total.latencies)
+    elapsed = seconds if rate > 0 else max(total.finished - load.start_at, 1e-9)
+    return Result(len(ordered), elapsed, percentile(ordered, 0.50) * 1000,
+                  percentile(ordered, 0.99) * 1000, total.errors, total.apologies, total.calls,
+                  total.endings, total.first_error)
+
+
+def stop_clients() -> None:
+    """End this phase's client processes (they normally have exited already)."""
+    for process in _clients:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+    _clients.clear()
+
+
+# ---- Servers --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerFailed(RuntimeError):
+    """A gunicorn server did not start or died."""
+
+
+class Server:
+    """A gunicorn process group on a loopback port, its output in a log file."""
+
+    def __init__(self, name: str, app: str, port: int, worker_args: list[str],
+                 env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.app, self.port = name, app, port
+        self.worker_args, self.env = worker_args, env
+        self.log_path = log_dir / f"{name.split()[0]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(GUNICORN), "--bind", f"{HOST}:{self.port}", "--chdir", str(ROOT),
+                   "--log-level", "warning", "--graceful-timeout", "5", *self.worker_args,
+                   self.app]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the server answers HTTP (any status); raise if it dies or never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise ServerFailed(f"{self.name} exited during start-up\n{self.log_tail()}")
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+            try:
+                conn.request("GET", "/__ready__")
+                conn.getresponse().read()
+                return
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+            finally:
+                conn.close()
+        raise ServerFailed(f"{self.name} did not answer within {timeout:.0f} s\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise ServerFailed(f"{self.name} died\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Terminate the whole process group (arbiter and workers), then kill what is left."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):  # workers outliving their arbiter
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(f"  | {line}" for line in text[-lines:])
+
+
+# ---- Database -------------------------------------------------------------------------------
+
+
+def psycopg_dsn(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+def create_database(admin_url: str) -> str:
+    """A new database next to admin_url's, migrated and with the demo flow published."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from callbacks.db import make_engine, make_session_factory
+    from callbacks.flowstore import publish_flow
+    from ivr.schema import upgrade
+
+    name = f"ivr_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = (make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+           .render_as_string(hide_password=False))
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            publish_flow(session, DEMO_FLOW.read_text(encoding="utf-8"), str(DEMO_FLOW),
+                         by="benchmark")
+    finally:
+        engine.dispose()
+    return url
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---- The run --------------------------------------------------------------------------------
+
+
+def self_check() -> None:
+    """Our fast signature must equal the twilio library's."""
+    from twilio.request_validator import RequestValidator
+
+    fields = {**call_fields("CA" + "1" * 32, *CALLERS[0]), "Digits": "1"}
+    url = "http://127.0.0.1:8000/voice/step?v=1&n=main_menu&l=en&a=0&s=2"
+    expected = RequestValidator("token").compute_signature(url, fields)
+    if sign(b"token", url, fields) != expected:
+        raise AssertionError("benchmark signature differs from twilio's RequestValidator")
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment without any IVR_/database settings of the caller's shell, plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("IVR_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def row(label: str, result: Result) -> str:
+    return (f"{label:<22}{result.rate:>9.1f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
+            f"{result.errors + result.apologies:>8d}")
+
+
+def describe_endings(result: Result) -> str:
+    total = sum(result.endings.values()) or 1
+    return ", ".join(f"{name} {count * 100 / total:.0f}%"
+                     for name, count in result.endings.most_common())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="closed-loop callers (phase A)")
+    parser.add_argument("--open-concurrency", type=int, default=32,
+                        help="connections that carry the paced load (phase B)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server")
+    parser.add_argument("--load-fraction", type=float, default=0.5,
+                        help="phase B rate as a fraction of the baseline's req/s")
+    parser.add_argument("--admin-url", default=os.environ.get(
+        "IVR_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL database to create the benchmark's database from")
+    args = parser.parse_args(argv)
+    if not (0 < args.seconds <= 600 and 0 <= args.warmup <= 60):
+        parser.error("--seconds must be in (0, 600] and --warmup in [0, 60]")
+    if min(args.concurrency, args.open_concurrency, args.clients, args.workers,
+           args.threads) < 1:
+        parser.error("counts must be at least 1")
+    return args
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    self_check()
+    worker_args = ["--workers", str(args.workers), "--worker-class", args.worker_class]
+    if args.worker_class == "gthread":
+        worker_args += ["--threads", str(args.threads)]
+    token = "bench-" + uuid.uuid4().hex
+    servers: list[Server] = []
+    database_url = ""
+    tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    try:
+        database_url = create_database(args.admin_url)
+        base_port, app_port = free_port(), free_port()
+        while app_port == base_port:
+            app_port = free_port()
+        baseline = Server("bare Flask baseline", "benchmarks.bare_app:create_app()",
+                          base_port, worker_args, server_env({}), tmp)
+        app = Server("ivr webhooks", "ivr:create_app()", app_port, worker_args, server_env({
+            "IVR_ENV": "production",
+            "IVR_SECRET_KEY": uuid.uuid4().hex * 2,
+            "IVR_DATABASE_URL": database_url,
+            "IVR_TWILIO_AUTH_TOKEN": token,
+            "IVR_PUBLIC_BASE_URL": f"http://{HOST}:{app_port}",
+            "IVR_LOG_LEVEL": "WARNING",
+            "IVR_INSTANCE_PATH": str(tmp),
+        }), tmp)
+        servers = [baseline, app]
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
+
+        def phase(server: Server, seconds: float, callers: int, rate: float = 0.0,
+                  seed: int = 0) -> Result:
+            result = run_phase(server.port, token, args.clients, callers, seconds, rate, seed)
+            server.check_alive()
+            return result
+
+        if args.warmup:
+            for i, server in enumerate(servers):
+                warm = phase(server, args.warmup, args.concurrency, seed=100 + i)
+                if warm.requests == 0:
+                    raise ServerFailed(f"{server.name} answered nothing during warm-up: "
+                                       f"{warm.first_error}\n{server.log_tail()}")
+        base_result = phase(baseline, args.seconds, args.concurrency, seed=1)
+        app_result = phase(app, args.seconds, args.concurrency, seed=2)
+        goal_rate = args.load_fraction * base_result.rate
+        paced = phase(app, args.seconds, args.open_concurrency, rate=goal_rate, seed=3)
+        app_log = app.log_tail(15)
+    except ServerFailed as exc:
+        print(f"server failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping servers and dropping the database", file=sys.stderr)
+        return 130
+    finally:
+        stop_clients()
+        for server in servers:
+            server.stop()
+        if database_url:
+            drop_database(args.admin_url, database_url)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ratio = app_result.rate / base_result.rate if base_result.rate else 0.0
+    width = args.workers if args.worker_class != "gthread" else f"{args.workers}x{args.threads}"
+    print(f"webhook benchmark ({os.cpu_count()} cores, gunicorn {args.worker_class} {width}, "
+          f"{args.concurrency} concurrent callers in {args.clients} client processes, "
+          f"{args.seconds:g} s each)")
+    print(f"{'':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(row("bare Flask baseline", base_result))
+    print(row("ivr webhooks", app_result))
+    print(f"{'ratio (ivr/baseline)':<22}{ratio:>9.2f}")
+    bad = paced.errors + paced.apologies
+    print(f"ivr at {args.load_fraction:.0%} of baseline load ({goal_rate:.0f} req/s paced over "
+          f"{args.open_concurrency} connections): achieved {paced.rate:.0f} req/s, "
+          f"p50 {paced.p50_ms:.1f} ms, p99 {paced.p99_ms:.1f} ms, errors {bad}")
+    met = ratio >= 0.5 and paced.p99_ms < 25.0 and paced.rate >= 0.95 * goal_rate
+    print(f"goal: ratio >= 0.5 and p99 < 25 ms at that load -> {'MET' if met else 'NOT MET'}")
+    print(f"ivr calls in phase A: {app_result.calls}, "
+          f"{app_result.requests / max(app_result.calls, 1):.2f} requests per call; "
+          f"ended by {describe_endings(app_result)}")
+    failed = [(name, r) for name, r in (("baseline", base_result), ("ivr", app_result),
+                                         ("ivr paced", paced)) if r.errors or r.apologies]
+    for name, result in failed:
+        print(f"{name}: {result.errors} errors, {result.apologies} apologies; first: "
+              f"{result.first_error}", file=sys.stderr)
+    if failed and app_log:
+        print(f"ivr server log:\n{app_log}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
