@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live_server(app: Flask, database_url: str) -> Iterator[str]:
+def live_server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[str]:
     """gunicorn serving the app on a free loopback port, with the always-open demo flow."""
     publish(app, ALWAYS_OPEN)
     port = free_port()
@@ -46,9 +46,10 @@ def live_server(app: Flask, database_url: str) -> Iterator[str]:
     env = dict(os.environ, IVR_DATABASE_URL=database_url, IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                IVR_PUBLIC_BASE_URL=base, IVR_LOG_LEVEL="WARNING")
     gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = tmp_path / "gunicorn.log"
     server = subprocess.Popen(
         [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}", "ivr:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )
     try:
         deadline = time.monotonic() + 30
@@ -58,7 +59,7 @@ def live_server(app: Flask, database_url: str) -> Iterator[str]:
                 break
             except requests.RequestException:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(server.stderr.read().decode() if server.stderr else "")
+                    raise RuntimeError(log.read_text(errors="replace")) from None
                 time.sleep(0.2)
         yield base
     finally:
