@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -104,7 +106,7 @@ def open_call(
 
 def record_step(session: Session, step: StepRecord, at: datetime | None = None) -> bool:
     """Log a step once per (CallSid, seq); returns False when it was already logged."""
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         insert_ignoring_duplicates(session, CallStep.__table__, ["call_sid", "seq"]).values(
             call_sid=step.call_sid,
             seq=step.seq,

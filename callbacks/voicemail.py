@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -43,7 +45,7 @@ class RecordingReport:
 
 def store_recording(session: Session, report: RecordingReport) -> tuple[Voicemail, bool]:
     """Write the voicemail row (once per RecordingSid); returns it and whether it is new."""
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         insert_ignoring_duplicates(session, Voicemail.__table__, ["recording_sid"]).values(
             recording_sid=report.recording_sid,
             call_sid=report.call_sid,

@@ -424,3 +424,36 @@ def test_a_callback_request_is_confirmed_and_logged(open_app: Flask) -> None:
     with open_app.extensions["ivr.sessions"]() as session:
         call = session.scalar(select(Call))
         assert call is not None and call.outcome in ("callback", "hangup")
+
+
+@pytest.mark.parametrize(
+    ("key", "locale", "menu_start", "closed_start"),
+    [
+        ("1", "en-US", "For a password reset", "The IT Service Desk"),
+        ("2", "de-DE", "Für ein neues Passwort", "Der IT-Service-Desk"),
+        ("3", "pl-PL", "W sprawie", "IT Service Desk"),
+        ("4", "ru-RU", "Чтобы сбросить пароль", "IT Service Desk"),
+    ],
+)
+def test_each_language_of_the_demo_flow_reaches_its_prompts(
+        make_app: Callable[..., Flask], key: str, locale: str, menu_start: str,
+        closed_start: str) -> None:
+    from tests.conftest import DEMO_FLOW
+
+    for moment in (OPEN, EVENING):
+        application = make_app(CLOCK=lambda moment=moment: moment)
+        if moment is OPEN:
+            publish(application, DEMO_FLOW)
+        phone = Phone(application.test_client(), call_sid=f"CA{key}{moment.hour:02d}" + "0" * 29)
+        phone.dial_in()
+        twiml = phone.press(key)
+        assert set(languages(twiml)) == {locale}, said(twiml)
+        first_say = twiml.find(".//Say")
+        assert first_say is not None and first_say.attrib["voice"].startswith("Polly.")
+        if moment is OPEN:
+            assert said(twiml)[0].startswith(menu_start), said(twiml)
+            gather = twiml.find("Gather")
+            assert gather is not None and gather.attrib["language"] == locale
+        else:
+            assert twiml.find("Record") is not None
+            assert closed_start in said(twiml)[0], said(twiml)
