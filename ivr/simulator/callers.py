@@ -1,4 +1,4 @@
-"""The caller side of a simulated call: what the person on the phone hears, presses and says."""
+"""The caller side of a simulated call: the person on the phone, scripted or at a terminal."""
 
 from __future__ import annotations
 
