@@ -158,6 +158,7 @@ class Tally:
     endings: Counter[str] = field(default_factory=Counter)
     first_error: str = ""
     finished: float = 0.0  # perf_counter of the last answer
+    cpu: float = 0.0  # CPU seconds the client processes spent
 
     def add(self, other: Tally) -> None:
         self.latencies.extend(other.latencies)
@@ -167,6 +168,7 @@ class Tally:
         self.endings.update(other.endings)
         self.first_error = self.first_error or other.first_error
         self.finished = max(self.finished, other.finished)
+        self.cpu += other.cpu
 
     def error(self, what: str) -> None:
         self.errors += 1
@@ -258,10 +260,12 @@ def client_process(load: Load, index: int, results: multiprocessing.Queue[Tally]
     ]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, load.start_at - time.perf_counter()))
+    cpu = time.process_time()
     for thread in threads:
         thread.join(timeout=load.start_at - time.perf_counter() + load.seconds
                     + REQUEST_TIMEOUT + 5)
-    total = Tally()
+    total = Tally(cpu=time.process_time() - cpu)
     for tally in tallies:
         total.add(tally)
     if any(thread.is_alive() for thread in threads):
@@ -282,10 +286,16 @@ class Result:
     calls: int
     endings: Counter[str]
     first_error: str
+    client_cpu: float  # seconds
+    server_cpu: float = 0.0  # seconds, the gunicorn process group
+    db_cpu: float = 0.0  # seconds, the PostgreSQL backends of the benchmark's database
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def per_request_ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.requests if self.requests else 0.0
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -322,7 +332,7 @@ def run_phase(port: int, token: str, processes: int, callers: int, seconds: floa
     elapsed = seconds if rate > 0 else max(total.finished - load.start_at, 1e-9)
     return Result(len(ordered), elapsed, percentile(ordered, 0.50) * 1000,
                   percentile(ordered, 0.99) * 1000, total.errors, total.apologies, total.calls,
-                  total.endings, total.first_error)
+                  total.endings, total.first_error, total.cpu)
 
 
 def stop_clients() -> None:
@@ -333,6 +343,42 @@ def stop_clients() -> None:
             process.terminate()
             process.join(timeout=5)
     _clients.clear()
+
+
+# ---- CPU accounting from /proc (Linux) ------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: str) -> list[str]:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        raw = stat.read()
+    return raw[raw.rfind(b")") + 2:].decode().split()  # from field 3 (state) on
+
+
+def cpu_seconds(group: int | None = None, database: str | None = None) -> float:
+    """CPU seconds used so far by the processes of a process group, or by the PostgreSQL
+    backends connected to `database` (best effort: 0.0 where /proc cannot tell)."""
+    ticks = 0
+    needle = f" {database} ".encode() if database else b""
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return 0.0
+    for pid in pids:
+        try:
+            if database:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    command = cmdline.read()
+                if not command.startswith(b"postgres: ") or needle not in command:
+                    continue
+            fields = _proc_stat(pid)
+            if group is not None and int(fields[2]) != group:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / CLOCK_TICKS
 
 
 # ---- Servers --------------------------------------------------------------------------------

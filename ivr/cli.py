@@ -148,5 +148,12 @@ def worker(burst: bool) -> None:
 
 WORKER_QUEUES = ("urgent", "default", "low")
 
-main.add_command(call_command())
+def _with_app(command: click.Command) -> click.Command:
+    """Run `command` inside the app context, so it can read the app's settings."""
+    assert command.callback is not None
+    command.callback = with_appcontext(command.callback)
+    return command
+
+
+main.add_command(_with_app(call_command()))
 main.add_command(demo_command)

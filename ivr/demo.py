@@ -53,6 +53,8 @@ def demo_command(port: int, flow_file: str) -> None:
         "  .venv/bin/ivr call --press 1 --say vpn  # scripted: English, then say 'vpn'\n"
         "Press Ctrl-C to stop.\n"
     )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -69,6 +71,10 @@ def demo_command(port: int, flow_file: str) -> None:
                 child.kill()
         if private_redis is not None:
             private_redis.shutdown()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, current_app, request
 from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
@@ -46,16 +43,3 @@ def signed_by_twilio() -> bool:
         return False
     validator: RequestValidator = current_app.extensions["ivr.validator"]
     return bool(validator.validate(public_url(), request.form, signature))
-
-
-def require_twilio_signature(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Reject (403) a request Twilio did not sign, before the view touches anything."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if not signed_by_twilio():
-            log.warning("rejected unsigned or forged webhook to %s", request.path)
-            abort(403)
-        return view(*args, **kwargs)
-
-    return checked

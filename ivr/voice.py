@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.calllog import StepRecord, open_call, record_status, record_step
@@ -19,7 +19,7 @@ from callbacks.flowstore import compiled_version, published_version_for_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import get_session
 from ivr.messages import message
-from ivr.signature import require_twilio_signature
+from ivr.signature import signed_by_twilio
 from ivr.twiml import CallState, apology, render, spoken, twiml_response
 from routing import engine
 from routing.language import language_for_number
@@ -39,6 +39,16 @@ from routing.steps import (
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+@bp.before_request
+def only_twilio() -> None:
+    """Every voice route: 403 unless Twilio signed it, 400 without a CallSid; nothing written."""
+    if not signed_by_twilio():
+        log.warning("rejected unsigned or forged webhook to %s", request.path)
+        abort(403)
+    if not request.form.get("CallSid"):
+        abort(400, "CallSid is missing")
 
 
 def now() -> datetime:
@@ -106,7 +116,6 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
 
 
 @bp.post("")
-@require_twilio_signature
 @never_fails
 def incoming_call() -> Response:
     """The number's Voice URL: a new call starts the published flow for the number called."""
@@ -128,7 +137,6 @@ def incoming_call() -> Response:
 
 
 @bp.post("/step")
-@require_twilio_signature
 @never_fails
 def caller_input() -> Response:
     """A Gather's action: the caller pressed keys or spoke."""
@@ -147,7 +155,6 @@ def caller_input() -> Response:
 
 
 @bp.post("/silence")
-@require_twilio_signature
 @never_fails
 def caller_silent() -> Response:
     """Reached after a Gather that heard nothing."""
@@ -155,7 +162,6 @@ def caller_silent() -> Response:
 
 
 @bp.post("/recorded")
-@require_twilio_signature
 @never_fails
 def recording_finished() -> Response:
     """A Record's action: the voicemail is stored, then the flow continues or says goodbye."""
@@ -172,7 +178,6 @@ def recording_finished() -> Response:
 
 
 @bp.post("/dialed")
-@require_twilio_signature
 @never_fails
 def transfer_finished() -> Response:
     """A Dial's action: the agent talked to the caller, or nobody answered."""
@@ -188,7 +193,6 @@ def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Re
 
 
 @bp.post("/recording")
-@require_twilio_signature
 def recording_status() -> Response:
     """Twilio's recording-status callback: the voicemail row exists from here on, once."""
     args = request.args
@@ -219,7 +223,6 @@ def _store_recording(version_id: int | None, position: Position) -> None:
 
 
 @bp.post("/saved")
-@require_twilio_signature
 @never_fails
 def apology_recorded() -> Response:
     """The apology's voicemail was recorded: store it and say what happens next."""
@@ -230,7 +233,6 @@ def apology_recorded() -> Response:
 
 
 @bp.post("/status")
-@require_twilio_signature
 def call_status() -> Response:
     """The call-status callback: the outcome and timings of the call, applied once."""
     form = request.form
@@ -244,7 +246,6 @@ def call_status() -> Response:
 
 
 @bp.post("/fallback")
-@require_twilio_signature
 def fallback() -> Response:
     """The number's fallback URL, called by Twilio when the Voice URL fails: never drop."""
     return _apology_response()

@@ -457,3 +457,10 @@ def test_each_language_of_the_demo_flow_reaches_its_prompts(
         else:
             assert twiml.find("Record") is not None
             assert closed_start in said(twiml)[0], said(twiml)
+
+
+def test_a_signed_request_without_a_call_sid_is_refused(open_app: Flask) -> None:
+    for path in ("/voice", "/voice/status", "/voice/recording?l=en&n=vm"):
+        params = {"From": CALLER, "To": LINE}
+        assert twilio_post(open_app.test_client(), path, params).status_code == 400
+    assert count(open_app, Call) == 0
