@@ -132,21 +132,36 @@ def db_upgrade(revision: str) -> None:
 
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--no-preload", is_flag=True, help="Do not load speech models at start.")
 @with_appcontext
-def worker(burst: bool) -> None:
-    """Run an rq worker (with rq's scheduler for delayed retries) on the job queues."""
-    from redis import Redis
-    from rq import Worker
+def worker(burst: bool, no_preload: bool) -> None:
+    """Run an rq worker (with rq's scheduler) that loads the speech models once, up front."""
+    from callbacks import runtime
+    from callbacks.settings import Settings
+    from callbacks.worker import preload_models, run_worker
 
-    url = current_app.config["REDIS_URL"]
-    if not url:
+    settings = Settings.from_config(current_app.config)
+    if not settings.redis_url:
         raise click.ClickException("set REDIS_URL (or IVR_REDIS_URL) to the Redis to work from")
-    Worker(list(WORKER_QUEUES), connection=Redis.from_url(url)).work(
-        with_scheduler=True, burst=burst
-    )
+    runtime.configure(settings)
+    if not no_preload:
+        preload_models()
+    run_worker(burst=burst)
 
 
-WORKER_QUEUES = ("urgent", "default", "low")
+@main.command("reconcile")
+@with_appcontext
+def reconcile_command() -> None:
+    """Queue again any voicemail or SMS whose job was lost (workers also do this each minute)."""
+    from callbacks.queues import redis_connection
+    from callbacks.reconciler import reconcile
+
+    with current_app.extensions["ivr.sessions"]() as session:
+        report = reconcile(session, redis_connection(current_app.config["REDIS_URL"]))
+    voicemails = report.voicemails_requeued or "none"
+    click.echo(f"checked {report.voicemails_checked} voicemail(s); queued again: voicemails "
+               f"{voicemails}, ticket SMS {report.sms_requeued or 'none'}")
+
 
 def _with_app(command: click.Command) -> click.Command:
     """Run `command` inside the app context, so it can read the app's settings."""

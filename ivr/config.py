@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
 DEFAULT_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
 
@@ -24,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_FLOW": "it-support",
     "DEFAULT_LANGUAGE": "en",
     "LOG_LEVEL": "INFO",
+    "SMS_FROM": "",
+    "MODELS_DIR": "",
+    "SPEECH_MODELS": {},
+    "KEYWORDS_FILE": "",
+    "DELETE_RECORDINGS": False,
+    "MAX_VOICEMAIL_SECONDS": 600,
 }
 
 
@@ -45,6 +52,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'ivr.sqlite3'}"
     app.config["DATABASE_URL"] = _sqlalchemy_url(app.config["DATABASE_URL"])
+    if not app.config["MODELS_DIR"]:
+        app.config["MODELS_DIR"] = str(Path(app.instance_path) / "models")
+    if not app.config["KEYWORDS_FILE"]:
+        app.config["KEYWORDS_FILE"] = str(ROOT / "flows" / "keywords.yaml")
     check_config(app.config)
 
 

@@ -19,14 +19,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "남겨 주시면 연락드리겠습니다.",
     },
     "message_saved": {
-        "en": "Thank you. Your message has been saved. You will receive a ticket number by "
-        "text message. Goodbye.",
-        "de": "Vielen Dank. Ihre Nachricht wurde gespeichert. Sie erhalten eine Ticketnummer "
-        "per SMS. Auf Wiederhören.",
-        "pl": "Dziękujemy. Wiadomość została zapisana. Numer zgłoszenia otrzyma Pan lub Pani "
-        "SMS-em. Do widzenia.",
-        "ru": "Спасибо. Ваше сообщение сохранено. Номер заявки придёт вам по SMS. До свидания.",
-        "ko": "감사합니다. 메시지가 저장되었습니다. 접수 번호를 문자로 보내 드리겠습니다.",
+        "en": "Thank you. Your message has been saved. Goodbye.",
+        "de": "Vielen Dank. Ihre Nachricht wurde gespeichert. Auf Wiederhören.",
+        "pl": "Dziękujemy. Wiadomość została zapisana. Do widzenia.",
+        "ru": "Спасибо. Ваше сообщение сохранено. До свидания.",
+        "ko": "감사합니다. 메시지가 저장되었습니다.",
+    },
+    "ticket_number": {
+        "en": "Your ticket number is {number}. I repeat: {number}.",
+        "de": "Ihre Ticketnummer lautet {number}. Ich wiederhole: {number}.",
+        "pl": "Numer zgłoszenia to {number}. Powtarzam: {number}.",
+        "ru": "Номер вашей заявки: {number}. Повторяю: {number}.",
+        "ko": "접수 번호는 {number}입니다. 다시 말씀드립니다. {number}.",
     },
     "no_message": {
         "en": "We did not receive a message. Please call again if you still need help. Goodbye.",
@@ -41,10 +45,10 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def message(name: str, language: str) -> str:
+def message(name: str, language: str, **values: str) -> str:
     """The text of a system message in `language`, English when it has no translation."""
     texts = MESSAGES[name]
-    return texts.get(language) or texts["en"]
+    return (texts.get(language) or texts["en"]).format(**values)
 
 
 def locale_for(language: str) -> str:

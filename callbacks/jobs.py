@@ -1,0 +1,217 @@
+"""rq jobs: a voicemail becomes a complete ticket, and the caller gets its number by SMS.
+
+Every job starts from SQL and is safe to run again: Redis may lose it, a worker may die in the
+middle, and the reconciler or rq's retry will run it once more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+
+from sqlalchemy import select
+
+from callbacks import runtime
+from callbacks.calllog import Call
+from callbacks.db import utcnow
+from callbacks.sms import can_receive_sms, sms_text
+from callbacks.telephony import (
+    RecordingRefused,
+    TelephonyError,
+    delete_recording,
+    download_recording,
+)
+from callbacks.telephony import send_sms as send_text_message
+from callbacks.tickets import Ticket, TranscriptionResult, add_event, apply_transcription
+from callbacks.voicemail import Voicemail, store_audio, stored_audio
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""Runs of a voicemail job before it is left visible as failed (rq retries 4 times)."""
+
+
+class RetryLater(RuntimeError):
+    """A passing failure; rq runs the job again after its backoff."""
+
+
+def process_voicemail(voicemail_id: int) -> dict[str, object]:
+    """Download, decode, transcribe and classify a voicemail onto its ticket."""
+    sessions = runtime.sessions()
+    with sessions() as session:
+        voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
+        if voicemail is None or voicemail.state in ("done", "failed"):
+            return {"voicemail": voicemail_id, "skipped": True}
+        if voicemail.attempts >= MAX_ATTEMPTS:
+            session.rollback()
+            _give_up(voicemail_id, f"gave up after {MAX_ATTEMPTS} attempts")
+            return {"voicemail": voicemail_id, "failed": "attempts used up"}
+        voicemail.state = "processing"
+        voicemail.attempts += 1
+        attempt = voicemail.attempts
+        recording_url, language = voicemail.recording_url, voicemail.language
+        category_hint, priority_hint = voicemail.category_hint, voicemail.priority_hint
+        session.commit()
+
+    try:
+        audio = _recording_bytes(voicemail_id, recording_url)
+        result = transcribe_recording(audio, language, category_hint, priority_hint)
+    except RecordingRefused as refused:
+        _give_up(voicemail_id, f"recording refused: {refused}")
+        return {"voicemail": voicemail_id, "failed": str(refused)}
+    except Exception as error:
+        retryable = not isinstance(error, TelephonyError) or error.retryable
+        if retryable and attempt < MAX_ATTEMPTS:
+            _set_back(voicemail_id, f"attempt {attempt} failed: {error}")
+            raise RetryLater(str(error)) from error
+        _give_up(voicemail_id, f"failed after {attempt} attempt(s): {error}")
+        return {"voicemail": voicemail_id, "failed": str(error)}
+
+    with sessions() as session:
+        voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
+        ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
+        assert voicemail is not None and ticket is not None
+        apply_transcription(session, ticket, result)
+        voicemail.state = "done"
+        voicemail.last_error = None
+        ticket_id = ticket.id
+        session.commit()
+
+    if runtime.settings().delete_recordings:
+        _delete_at_twilio(voicemail_id, ticket_id)
+    registry = runtime.models()
+    return {"voicemail": voicemail_id, "ticket": ticket_id, "transcription": result.transcription,
+            "pid": os.getpid(), "model_loads": registry.loads}
+
+
+def transcribe_recording(audio: bytes, language: str, category_hint: str | None,
+                         priority_hint: str | None) -> TranscriptionResult:
+    """What a recording says and what it is about; bad audio gives a result that says why."""
+    from speech.audio import AudioProblem, decode_audio
+    from speech.models import ModelMissing
+    from speech.transcriber import transcribe
+
+    rules = runtime.keyword_rules()
+    settings = runtime.settings()
+
+    def without_speech(state: str, notes: str, detail: str) -> TranscriptionResult:
+        fallback = rules.classify("", language, menu_category=category_hint,
+                                  menu_priority=priority_hint)
+        return TranscriptionResult(state, "", "[]", None, fallback.category, fallback.priority,
+                                   notes, detail)
+
+    try:
+        decoded = decode_audio(audio, max_seconds=settings.max_voicemail_seconds)
+    except AudioProblem as problem:
+        return without_speech("bad_audio", problem.message, f"audio {problem.kind}")
+    notes = " ".join(decoded.notes)
+    if decoded.is_silent:
+        return without_speech("no_speech", notes or "The recording is silent.", "silent")
+    try:
+        model = runtime.models().load(language)
+    except ModelMissing as missing:
+        return without_speech("no_model", f"{notes} {missing}".strip(), "no speech model")
+    transcript = transcribe(decoded, model, language=language)
+    if not transcript.text:
+        return without_speech("no_speech", notes or "No words were recognised.", "no words")
+    found = rules.classify(transcript.text, language, menu_category=category_hint,
+                           menu_priority=priority_hint)
+    words = json.dumps([asdict(word) for word in transcript.words], ensure_ascii=False)
+    detail = (f"{len(transcript.words)} words, confidence {transcript.confidence:.2f}, "
+              f"{transcript.audio_seconds:.1f} s audio in {transcript.decode_seconds:.1f} s; "
+              f"{'; '.join(found.reasons)}")
+    return TranscriptionResult("done", transcript.text, words, transcript.confidence,
+                               found.category, found.priority, notes, detail)
+
+
+def send_ticket_sms(ticket_id: int) -> str | None:
+    """Text the caller their ticket number, once."""
+    settings = runtime.settings()
+    with runtime.sessions()() as session:
+        ticket = session.get(Ticket, ticket_id, with_for_update=True)
+        if ticket is None or ticket.sms_sid:
+            return None
+        if not can_receive_sms(ticket.caller):
+            add_event(session, ticket, "sms_skipped", "the caller's number cannot receive texts")
+            session.commit()
+            return None
+        call = session.scalar(select(Call).where(Call.call_sid == ticket.call_sid))
+        sender = settings.sms_from or (call.called if call else "")
+        body = sms_text("ticket_created", ticket.language, number=ticket.number)
+        caller, language = ticket.caller, ticket.language
+        session.commit()
+    try:
+        sid = send_text_message(settings, caller, body, from_=sender or None)
+    except TelephonyError as error:
+        if error.retryable:
+            raise RetryLater(str(error)) from error
+        with runtime.sessions()() as session:
+            ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None
+            add_event(session, ticket, "sms_failed", str(error))
+            session.commit()
+        return None
+    with runtime.sessions()() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.sms_sid = sid
+        add_event(session, ticket, "sms_sent", f"ticket number sent ({language})")
+        session.commit()
+    return sid
+
+
+def _recording_bytes(voicemail_id: int, recording_url: str) -> bytes:
+    with runtime.sessions()() as session:
+        kept = stored_audio(session, voicemail_id)
+    if kept is not None:
+        return kept
+    data = download_recording(runtime.settings(), recording_url)
+    with runtime.sessions()() as session:
+        store_audio(session, voicemail_id, data)
+        session.commit()
+    return data
+
+
+def _set_back(voicemail_id: int, error: str) -> None:
+    with runtime.sessions()() as session:
+        voicemail = session.get(Voicemail, voicemail_id)
+        if voicemail is not None:
+            voicemail.state = "recorded"
+            voicemail.last_error = error
+            session.commit()
+    log.warning("voicemail %s: %s; will retry", voicemail_id, error)
+
+
+def _give_up(voicemail_id: int, error: str) -> None:
+    with runtime.sessions()() as session:
+        voicemail = session.get(Voicemail, voicemail_id)
+        ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
+        if voicemail is None:
+            return
+        voicemail.state = "failed"
+        voicemail.last_error = error
+        if ticket is not None:
+            ticket.transcription = "failed"
+            ticket.audio_notes = error
+            add_event(session, ticket, "transcription_failed", error)
+        session.commit()
+    log.error("voicemail %s failed for good: %s", voicemail_id, error)
+
+
+def _delete_at_twilio(voicemail_id: int, ticket_id: int) -> None:
+    with runtime.sessions()() as session:
+        recording_sid = session.scalar(
+            select(Voicemail.recording_sid).where(Voicemail.id == voicemail_id))
+    assert recording_sid is not None
+    try:
+        delete_recording(runtime.settings(), recording_sid)
+    except TelephonyError as error:
+        log.warning("voicemail %s: recording not deleted at Twilio: %s", voicemail_id, error)
+        return
+    with runtime.sessions()() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        add_event(session, ticket, "recording_deleted", f"deleted at Twilio {utcnow():%H:%M}")
+        session.commit()

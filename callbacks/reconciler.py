@@ -1,0 +1,100 @@
+"""The reconciler: SQL is the record, so any work whose rq job was lost is queued again.
+
+It runs in every worker's maintenance loop (each `RECONCILE_SECONDS`) and as
+`ivr reconcile`; running it twice at once is harmless, because job ids are unique.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from redis import Redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.worker import Worker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbacks.db import utcnow
+from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, sms_job_id, voicemail_job_id
+from callbacks.tickets import Ticket, TicketEvent
+from callbacks.voicemail import Voicemail
+
+log = logging.getLogger(__name__)
+
+RECONCILE_SECONDS = 60
+"""How often each worker reconciles; also the grace period before work counts as lost."""
+
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass found and queued again."""
+
+    voicemails_checked: int = 0
+    voicemails_requeued: list[int] = field(default_factory=list)
+    sms_requeued: list[int] = field(default_factory=list)
+
+
+def job_is_alive(connection: Redis, job_id: str) -> bool:
+    """Whether rq still holds a job that will run: waiting, or running on a live worker."""
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except (NoSuchJobError, ValueError):  # gone, or unreadable after a restart
+        return False
+    status = job.get_status(refresh=False)
+    if status in WAITING:
+        return True
+    if status == JobStatus.STARTED:
+        name = job.worker_name
+        return bool(name) and Worker.find_by_key(Worker.redis_worker_namespace_prefix + name,
+                                                 connection=connection) is not None
+    return False
+
+
+def reconcile(session: Session, connection: Redis,
+              grace: timedelta = timedelta(seconds=RECONCILE_SECONDS),
+              max_voicemail_seconds: int = 600) -> ReconcileReport:
+    """Queue again every voicemail and ticket SMS whose job is gone."""
+    report = ReconcileReport()
+    settled_before = utcnow() - grace
+    pending = session.scalars(
+        select(Voicemail).where(Voicemail.state.in_(("recorded", "processing")),
+                                Voicemail.updated_at < settled_before)
+    ).all()
+    for voicemail in pending:
+        report.voicemails_checked += 1
+        job_id = voicemail_job_id(voicemail.id)
+        if job_is_alive(connection, job_id):
+            continue
+        _forget(connection, job_id)
+        if enqueue_voicemail(connection, voicemail.id, max_voicemail_seconds):
+            report.voicemails_requeued.append(voicemail.id)
+    unsent = session.scalars(
+        select(Ticket.id).where(Ticket.sms_sid.is_(None), Ticket.created_at < settled_before)
+        .where(~select(TicketEvent.id).where(
+            TicketEvent.ticket_id == Ticket.id,
+            TicketEvent.kind.in_(("sms_skipped", "sms_failed"))).exists())
+    ).all()
+    for ticket_id in unsent:
+        job_id = sms_job_id(ticket_id)
+        if job_is_alive(connection, job_id):
+            continue
+        _forget(connection, job_id)
+        if enqueue_ticket_sms(connection, ticket_id):
+            report.sms_requeued.append(ticket_id)
+    if report.voicemails_requeued or report.sms_requeued:
+        log.warning("reconciler queued again: voicemails %s, ticket SMS %s",
+                    report.voicemails_requeued, report.sms_requeued)
+    return report
+
+
+def _forget(connection: Redis, job_id: str) -> None:
+    """Remove what is left of a dead job so its id can be used again."""
+    try:
+        Job.fetch(job_id, connection=connection).delete(remove_from_queue=True)
+    except (NoSuchJobError, ValueError):
+        connection.delete(Job.key_for(job_id))

@@ -1,0 +1,97 @@
+"""What background jobs run with: settings, database sessions, Redis and speech models.
+
+A worker configures this once in its parent process (loading the speech models there), so
+jobs in forked work horses inherit it instead of loading anything per job.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.db import make_engine, make_session_factory
+from callbacks.queues import redis_connection
+from callbacks.settings import Settings
+
+if TYPE_CHECKING:
+    from speech.keywords import KeywordRules
+    from speech.models import ModelRegistry
+
+
+class NotConfigured(RuntimeError):
+    """A job ran in a process that was not started by `ivr worker`."""
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+_engine_pid = 0
+_models: ModelRegistry | None = None
+_rules: KeywordRules | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Set the settings jobs use in this process (and forget anything built from old ones)."""
+    global _settings, _engine, _sessions, _models, _rules
+    with _lock:
+        _settings = settings
+        if _engine is not None:
+            _engine.dispose()
+        _engine = _sessions = None
+        _models = _rules = None
+
+
+def settings() -> Settings:
+    """The configured settings."""
+    if _settings is None:
+        raise NotConfigured("jobs must run in `ivr worker`, which configures the runtime")
+    return _settings
+
+
+def sessions() -> sessionmaker[Session]:
+    """Database sessions for this process (a forked process gets fresh connections)."""
+    global _engine, _sessions, _engine_pid
+    with _lock:
+        if _engine is not None and _engine_pid != os.getpid():
+            # Connections opened by the parent must not be shared with a forked child.
+            _engine.dispose(close=False)
+            _engine_pid = os.getpid()
+        if _engine is None:
+            _engine = make_engine(settings().database_url, pool_size=2, max_overflow=2)
+            _sessions = make_session_factory(_engine)
+            _engine_pid = os.getpid()
+        assert _sessions is not None
+        return _sessions
+
+
+def redis() -> Redis:
+    """The Redis the job queues live in."""
+    return redis_connection(settings().redis_url)
+
+
+def models() -> ModelRegistry:
+    """The speech model registry of this process."""
+    global _models
+    from speech.models import ModelRegistry, model_paths
+
+    with _lock:
+        if _models is None:
+            _models = ModelRegistry(model_paths(settings().speech_models, settings().models_dir))
+        return _models
+
+
+def keyword_rules() -> KeywordRules:
+    """The transcript keyword rules (category and priority per language)."""
+    global _rules
+    from speech.keywords import KeywordRules
+
+    with _lock:
+        if _rules is None:
+            _rules = KeywordRules.load(settings().keywords_file)
+        return _rules

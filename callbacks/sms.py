@@ -1,0 +1,40 @@
+"""Text messages to callers, in their language."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+TEXTS: dict[str, dict[str, str]] = {
+    "ticket_created": {
+        "en": "IT Service Desk: we have your voicemail. Your ticket number is {number}. "
+        "We will get back to you; please quote this number if you call again.",
+        "de": "IT-Service-Desk: Wir haben Ihre Sprachnachricht erhalten. Ihre Ticketnummer "
+        "ist {number}. Wir melden uns; bitte nennen Sie diese Nummer, wenn Sie erneut anrufen.",
+        "pl": "IT Service Desk: otrzymaliśmy wiadomość głosową. Numer zgłoszenia: {number}. "
+        "Skontaktujemy się; prosimy podawać ten numer przy kolejnym kontakcie.",
+        "ru": "IT Service Desk: мы получили ваше голосовое сообщение. Номер заявки: {number}. "
+        "Мы свяжемся с вами; при повторном звонке назовите этот номер.",
+        "ko": "IT 서비스 데스크: 음성 메시지를 받았습니다. 접수 번호는 {number}입니다.",
+    },
+}
+
+
+def sms_text(name: str, language: str, **values: str) -> str:
+    """The text of message `name` in `language` (English if not translated)."""
+    texts = TEXTS[name]
+    return (texts.get(language) or texts["en"]).format(**values)
+
+
+def can_receive_sms(number: str) -> bool:
+    """Whether a caller id is a real number we could text (not withheld, not a SIP client)."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    kind = phonenumbers.number_type(parsed)
+    return phonenumbers.is_valid_number(parsed) and kind not in (
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+    )

@@ -1,0 +1,156 @@
+"""Tickets: who called, when, in which language, about what, how urgent, and their history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from callbacks.calllog import Call, CallStep
+from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
+from callbacks.voicemail import Voicemail
+
+NUMBER_BASE = 10000
+"""Ticket numbers are the id plus this, so callers hear five digits from the first ticket."""
+
+TRANSCRIPTION_STATES = ("pending", "done", "no_speech", "bad_audio", "no_model", "failed")
+
+
+class Ticket(Base):
+    """A caller's problem as agents work it: one per voicemail recording."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    voicemail_id: Mapped[int | None] = mapped_column(ForeignKey("voicemails.id"), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    caller: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="")
+    category: Mapped[str] = mapped_column(String(32), default="other")
+    priority: Mapped[str] = mapped_column(String(8), default="P3")
+    menu_path: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    words_json: Mapped[str] = mapped_column(Text, default="[]")
+    confidence: Mapped[float | None] = mapped_column(Float)
+    transcription: Mapped[str] = mapped_column(String(16), default="pending")
+    audio_notes: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    sms_sid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def number(self) -> str:
+        """The number callers and agents use."""
+        return ticket_number(self.id)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's history: created, transcribed, SMS sent, resolved, ..."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(128), default="system")
+
+
+@dataclass(frozen=True)
+class TranscriptionResult:
+    """What the voicemail job learned, to be written onto the ticket."""
+
+    transcription: str
+    transcript: str
+    words_json: str
+    confidence: float | None
+    category: str
+    priority: str
+    audio_notes: str
+    detail: str
+
+
+def ticket_number(ticket_id: int) -> str:
+    """The public number of a ticket id."""
+    return str(NUMBER_BASE + ticket_id)
+
+
+def ticket_id_from_number(number: str) -> int | None:
+    """The id behind a public ticket number, or None if it cannot be one."""
+    digits = number.strip().lstrip("#")
+    if not digits.isdigit() or int(digits) <= NUMBER_BASE:
+        return None
+    return int(digits) - NUMBER_BASE
+
+
+def spoken_number(number: str) -> str:
+    """Digits separated so text-to-speech reads them one by one."""
+    return " ".join(number)
+
+
+def open_ticket_for_voicemail(session: Session, voicemail: Voicemail) -> Ticket:
+    """The voicemail's ticket, created once (a repeated webhook finds the same one)."""
+    call = session.scalar(select(Call).where(Call.call_sid == voicemail.call_sid))
+    values: dict[str, Any] = {
+        "voicemail_id": voicemail.id,
+        "call_sid": voicemail.call_sid,
+        "caller": call.caller if call else "",
+        "language": voicemail.language,
+        "category": voicemail.category_hint or "other",
+        "priority": voicemail.priority_hint or "P3",
+        "menu_path": menu_path(session, voicemail.call_sid),
+        "transcription": "pending",
+        "status": "open",
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    result = session.execute(
+        insert_ignoring_duplicates(session, Ticket.__table__, ["voicemail_id"]).values(**values)
+    )
+    ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
+    assert ticket is not None
+    if getattr(result, "rowcount", 0):
+        add_event(session, ticket, "created",
+                  f"voicemail of {voicemail.duration_seconds} s at node {voicemail.node}")
+    return ticket
+
+
+def menu_path(session: Session, call_sid: str) -> str:
+    """The nodes a call passed through, in order, as logged."""
+    paths = session.scalars(
+        select(CallStep.path).where(CallStep.call_sid == call_sid).order_by(CallStep.seq)
+    )
+    return " ".join(path for path in paths if path)
+
+
+def add_event(session: Session, ticket: Ticket, kind: str, detail: str = "",
+              by: str = "system") -> TicketEvent:
+    """Append to a ticket's history."""
+    event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, by=by, at=utcnow())
+    session.add(event)
+    return event
+
+
+def apply_transcription(session: Session, ticket: Ticket, result: TranscriptionResult) -> None:
+    """Write what the voicemail job found onto the ticket and into its history."""
+    ticket.transcription = result.transcription
+    ticket.transcript = result.transcript
+    ticket.words_json = result.words_json
+    ticket.confidence = result.confidence
+    ticket.category = result.category
+    ticket.priority = result.priority
+    ticket.audio_notes = result.audio_notes
+    add_event(session, ticket, "transcribed" if result.transcription == "done"
+              else f"transcription_{result.transcription}", result.detail)
+
+
+def history(session: Session, ticket_id: int) -> list[TicketEvent]:
+    """A ticket's events, oldest first."""
+    query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
+    return list(session.scalars(query))
