@@ -83,7 +83,7 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
         _delete_at_twilio(voicemail_id, ticket_id)
     registry = runtime.models()
     return {"voicemail": voicemail_id, "ticket": ticket_id, "transcription": result.transcription,
-            "pid": os.getpid(), "model_loads": registry.loads}
+            "pid": os.getpid(), "model_loads": len(registry.loads)}
 
 
 def transcribe_recording(audio: bytes, language: str, category_hint: str | None,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.worker import Worker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,9 @@ log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 60
 """How often each worker reconciles; also the grace period before work counts as lost."""
 
+HEARTBEAT_SECONDS = 30
+"""How often a worker beats while a job runs (rq's job monitoring interval)."""
+
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -39,8 +41,9 @@ class ReconcileReport:
     sms_requeued: list[int] = field(default_factory=list)
 
 
-def job_is_alive(connection: Redis, job_id: str) -> bool:
-    """Whether rq still holds a job that will run: waiting, or running on a live worker."""
+def job_is_alive(connection: Redis, job_id: str,
+                 heartbeat_seconds: int = HEARTBEAT_SECONDS) -> bool:
+    """Whether rq holds a job that will run: waiting, or running with a recent heartbeat."""
     try:
         job = Job.fetch(job_id, connection=connection)
     except (NoSuchJobError, ValueError):  # gone, or unreadable after a restart
@@ -49,15 +52,17 @@ def job_is_alive(connection: Redis, job_id: str) -> bool:
     if status in WAITING:
         return True
     if status == JobStatus.STARTED:
-        name = job.worker_name
-        return bool(name) and Worker.find_by_key(Worker.redis_worker_namespace_prefix + name,
-                                                 connection=connection) is not None
+        # A worker beats while its horse runs; a killed worker stops beating.
+        beat = job.last_heartbeat or job.started_at
+        stale = timedelta(seconds=2 * heartbeat_seconds + 5)
+        return beat is not None and utcnow() - beat.replace(tzinfo=UTC) < stale
     return False
 
 
 def reconcile(session: Session, connection: Redis,
               grace: timedelta = timedelta(seconds=RECONCILE_SECONDS),
-              max_voicemail_seconds: int = 600) -> ReconcileReport:
+              max_voicemail_seconds: int = 600,
+              heartbeat_seconds: int = HEARTBEAT_SECONDS) -> ReconcileReport:
     """Queue again every voicemail and ticket SMS whose job is gone."""
     report = ReconcileReport()
     settled_before = utcnow() - grace
@@ -68,7 +73,7 @@ def reconcile(session: Session, connection: Redis,
     for voicemail in pending:
         report.voicemails_checked += 1
         job_id = voicemail_job_id(voicemail.id)
-        if job_is_alive(connection, job_id):
+        if job_is_alive(connection, job_id, heartbeat_seconds):
             continue
         _forget(connection, job_id)
         if enqueue_voicemail(connection, voicemail.id, max_voicemail_seconds):
@@ -81,7 +86,7 @@ def reconcile(session: Session, connection: Redis,
     ).all()
     for ticket_id in unsent:
         job_id = sms_job_id(ticket_id)
-        if job_is_alive(connection, job_id):
+        if job_is_alive(connection, job_id, heartbeat_seconds):
             continue
         _forget(connection, job_id)
         if enqueue_ticket_sms(connection, ticket_id):

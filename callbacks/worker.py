@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 
 from rq import Worker
 
 from callbacks import runtime
 from callbacks.queues import QUEUES
-from callbacks.reconciler import RECONCILE_SECONDS, reconcile
+from callbacks.reconciler import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,12 @@ class HelpdeskWorker(Worker):
         """rq's own registry cleanup, then the SQL reconciler."""
         super().run_maintenance_tasks()
         try:
+            settings = runtime.settings()
             with runtime.sessions()() as session:
                 reconcile(session, self.connection,
-                          max_voicemail_seconds=runtime.settings().max_voicemail_seconds)
+                          grace=timedelta(seconds=settings.reconcile_seconds),
+                          max_voicemail_seconds=settings.max_voicemail_seconds,
+                          heartbeat_seconds=settings.heartbeat_seconds)
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")
@@ -46,6 +50,8 @@ def preload_models(languages: Iterable[str] | None = None) -> dict[str, float]:
 
 def run_worker(burst: bool = False, queues: Iterable[str] = QUEUES) -> None:
     """Work the queues until stopped (or, with `burst`, until they are empty)."""
+    settings = runtime.settings()
     worker = HelpdeskWorker(list(queues), connection=runtime.redis(),
-                            maintenance_interval=RECONCILE_SECONDS)
+                            maintenance_interval=settings.reconcile_seconds,
+                            job_monitoring_interval=settings.heartbeat_seconds)
     worker.work(with_scheduler=True, burst=burst)

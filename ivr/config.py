@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "KEYWORDS_FILE": "",
     "DELETE_RECORDINGS": False,
     "MAX_VOICEMAIL_SECONDS": 600,
+    "RECONCILE_SECONDS": 60,
+    "HEARTBEAT_SECONDS": 30,
 }
 
 

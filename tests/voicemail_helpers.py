@@ -1,0 +1,104 @@
+"""Shared by the voicemail tests: the Korean test line, real clips, and a voicemail left by phone."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from flask import Flask
+from sqlalchemy import select
+
+from callbacks.tickets import Ticket
+from callbacks.voicemail import Voicemail
+from speech.resampling import resample
+from tests.test_voice import Phone
+
+AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio" / "ko"
+ACCOUNT_SID = "AC" + "7" * 32
+MOBILE_CALLER = "+821012345678"  # a Korean mobile number: it can receive texts
+LINE = "+493012345678"
+
+KOREAN_FLOW = f"""\
+name: korean-line
+languages: [ko]
+default_language: ko
+numbers: ["{LINE}"]
+start: message
+nodes:
+  message:
+    type: voicemail
+    prompt: {{ko: "신호음이 울린 후 메시지를 남겨 주세요."}}
+    category: network
+    max_length: 120
+    next: bye
+  bye: {{type: hangup, text: {{ko: "감사합니다."}}}}
+"""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A shared Korean clip and its reference transcript."""
+
+    name: str
+    reference: str
+
+    @property
+    def path(self) -> Path:
+        return AUDIO / self.name
+
+
+def clips() -> list[Clip]:
+    """Every clip of the shared manifest."""
+    with (AUDIO / "manifest.tsv").open(encoding="utf-8") as manifest:
+        return [Clip(row["file"], row["reference_text"])
+                for row in csv.DictReader(manifest, delimiter="\t")]
+
+
+def telephone_wav(*paths: Path, rate: int = 8000) -> bytes:
+    """The clips joined and resampled to `rate` as 16-bit mono WAV, as Twilio serves them."""
+    parts = []
+    for path in paths:
+        samples, source_rate = soundfile.read(path, dtype="float32")
+        parts.append(resample(samples, source_rate, rate) if source_rate != rate else samples)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.concatenate(parts), rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def recording_sid(n: int) -> str:
+    """A RecordingSid that looks like Twilio's."""
+    return "RE" + f"{n:032x}"
+
+
+def leave_voicemail(app: Flask, standin_url: str, audio: bytes | None, *, n: int,
+                    caller: str = MOBILE_CALLER, url: str | None = None) -> Phone:
+    """Call the line, record, and deliver Twilio's Record action and recording callback."""
+    phone = Phone(app.test_client(), call_sid="CA" + f"{n:032x}", caller=caller)
+    twiml = phone.dial_in()
+    record = twiml.find("Record")
+    assert record is not None, "the Korean line starts with a voicemail"
+    sid = recording_sid(n)
+    recording = {
+        "RecordingSid": sid,
+        "RecordingUrl": url or f"{standin_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}",
+        "RecordingDuration": "10",
+    }
+    phone.post(record.attrib["action"], **recording)
+    phone.post(record.attrib["recordingStatusCallback"], RecordingStatus="completed",
+               **recording)
+    return phone
+
+
+def ticket_of(app: Flask, n: int) -> tuple[Ticket, Voicemail]:
+    """The ticket and voicemail of recording number `n`."""
+    with app.extensions["ivr.sessions"]() as session:
+        voicemail = session.scalar(
+            select(Voicemail).where(Voicemail.recording_sid == recording_sid(n)))
+        assert voicemail is not None
+        ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
+        assert ticket is not None
+        return ticket, voicemail
