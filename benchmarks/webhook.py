@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import http.client
@@ -70,6 +71,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlencode
+
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
@@ -432,6 +435,10 @@ class Server:
                 conn.close()
         raise ServerFailed(f"{self.name} did not answer within {timeout:.0f} s\n{self.log_tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the arbiter and its workers."""
+        return cpu_seconds(group=self.process.pid) if self.process else 0.0
+
     def check_alive(self) -> None:
         if self.process is None or self.process.poll() is not None:
             raise ServerFailed(f"{self.name} died\n{self.log_tail()}")
@@ -473,7 +480,6 @@ def psycopg_dsn(url: str) -> str:
 def create_database(admin_url: str) -> str:
     """A new database next to admin_url's, migrated and with the demo flow published."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
     from callbacks.db import make_engine, make_session_factory
     from callbacks.flowstore import publish_flow
@@ -497,7 +503,6 @@ def create_database(admin_url: str) -> str:
 
 def drop_database(admin_url: str, url: str) -> None:
     import psycopg
-    from sqlalchemy.engine import make_url
 
     name = make_url(url).database
     with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
@@ -528,8 +533,11 @@ def server_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def row(label: str, result: Result) -> str:
+    """A table line: throughput, latency, errors, then CPU ms per request of server and DB."""
     return (f"{label:<22}{result.rate:>9.1f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
-            f"{result.errors + result.apologies:>8d}")
+            f"{result.errors + result.apologies:>8d}"
+            f"{result.per_request_ms(result.server_cpu):>12.2f}"
+            f"{result.per_request_ms(result.db_cpu):>9.2f}")
 
 
 def describe_endings(result: Result) -> str:
@@ -571,6 +579,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    load_before = os.getloadavg()[0]
     self_check()
     worker_args = ["--workers", str(args.workers), "--worker-class", args.worker_class]
     if args.worker_class == "gthread":
@@ -601,11 +610,15 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.wait_ready()
 
+        database = make_url(database_url).database
+
         def phase(server: Server, seconds: float, callers: int, rate: float = 0.0,
                   seed: int = 0) -> Result:
+            server_cpu, db_cpu = server.cpu_seconds(), cpu_seconds(database=database)
             result = run_phase(server.port, token, args.clients, callers, seconds, rate, seed)
             server.check_alive()
-            return result
+            return dataclasses.replace(result, server_cpu=server.cpu_seconds() - server_cpu,
+                                       db_cpu=cpu_seconds(database=database) - db_cpu)
 
         if args.warmup:
             for i, server in enumerate(servers):
@@ -633,20 +646,29 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     ratio = app_result.rate / base_result.rate if base_result.rate else 0.0
+    base_cost = base_result.per_request_ms(base_result.server_cpu)
+    app_cost = app_result.per_request_ms(app_result.server_cpu + app_result.db_cpu)
     width = args.workers if args.worker_class != "gthread" else f"{args.workers}x{args.threads}"
     print(f"webhook benchmark ({os.cpu_count()} cores, gunicorn {args.worker_class} {width}, "
           f"{args.concurrency} concurrent callers in {args.clients} client processes, "
-          f"{args.seconds:g} s each)")
-    print(f"{'':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+          f"{args.seconds:g} s each; load average before {load_before:.2f}, "
+          f"after {os.getloadavg()[0]:.2f})")
+    print(f"{'':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'server CPU':>12}"
+          f"{'db CPU':>9}   (CPU: ms per request)")
     print(row("bare Flask baseline", base_result))
     print(row("ivr webhooks", app_result))
-    print(f"{'ratio (ivr/baseline)':<22}{ratio:>9.2f}")
+    print(f"{'ratio (ivr/baseline)':<22}{ratio:>9.2f}"
+          f"{'CPU cost ratio':>38}{base_cost / app_cost if app_cost else 0.0:>9.2f}")
     bad = paced.errors + paced.apologies
     print(f"ivr at {args.load_fraction:.0%} of baseline load ({goal_rate:.0f} req/s paced over "
           f"{args.open_concurrency} connections): achieved {paced.rate:.0f} req/s, "
           f"p50 {paced.p50_ms:.1f} ms, p99 {paced.p99_ms:.1f} ms, errors {bad}")
     met = ratio >= 0.5 and paced.p99_ms < 25.0 and paced.rate >= 0.95 * goal_rate
     print(f"goal: ratio >= 0.5 and p99 < 25 ms at that load -> {'MET' if met else 'NOT MET'}")
+    print(f"client CPU per request: baseline "
+          f"{base_result.per_request_ms(base_result.client_cpu):.2f} ms, ivr "
+          f"{app_result.per_request_ms(app_result.client_cpu):.2f} ms (the client shares the "
+          f"cores with the servers)")
     print(f"ivr calls in phase A: {app_result.calls}, "
           f"{app_result.requests / max(app_result.calls, 1):.2f} requests per call; "
           f"ended by {describe_endings(app_result)}")

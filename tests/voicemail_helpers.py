@@ -1,4 +1,4 @@
-"""Shared by the voicemail tests: the Korean test line, real clips, and a voicemail left by phone."""
+"""For the voicemail tests: the Korean test line, real clips, a voicemail left by phone."""
 
 from __future__ import annotations
 
