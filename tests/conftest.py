@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
@@ -188,3 +191,34 @@ def publish(app: Flask, source: str | Path = DEMO_FLOW, by: str = "test") -> Any
         text_, filename = source, "test-flow.yaml"
     with app.extensions["ivr.sessions"]() as session:
         return publish_flow(session, text_, filename, by=by)
+
+
+@contextlib.contextmanager
+def gunicorn_server(env: dict[str, str], workdir: Path, workers: int = 2) -> Iterator[str]:
+    """gunicorn serving `ivr:create_app()` on a free loopback port with `env` (IVR_* settings);
+    yields its base URL, which is also its public URL for signatures."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    full_env = {**os.environ, "IVR_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "IVR_PUBLIC_BASE_URL": base, "IVR_LOG_LEVEL": "WARNING", **env}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = workdir / f"gunicorn-{port}.log"
+    server = subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "ivr:create_app()"],
+        env=full_env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.post(base + "/voice", timeout=5)
+                break
+            except requests.RequestException:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(log.read_text(errors="replace")) from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import soundfile
 from flask import Flask
 from sqlalchemy import select
@@ -18,7 +15,7 @@ from sqlalchemy import select
 from callbacks.calllog import Call, call_path
 from callbacks.voicemail import Voicemail
 from ivr.simulator import ScriptedCaller, Simulator
-from tests.conftest import AUTH_TOKEN, DEMO_FLOW, free_port, publish
+from tests.conftest import AUTH_TOKEN, DEMO_FLOW, gunicorn_server, publish
 
 pytestmark = pytest.mark.server
 
@@ -34,30 +31,8 @@ ALWAYS_OPEN = (
 def live_server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[str]:
     """gunicorn serving the app on a free loopback port, with the always-open demo flow."""
     publish(app, ALWAYS_OPEN)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, IVR_DATABASE_URL=database_url, IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-               IVR_PUBLIC_BASE_URL=base, IVR_LOG_LEVEL="WARNING")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    log = tmp_path / "gunicorn.log"
-    server = subprocess.Popen(
-        [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}", "ivr:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.post(base + "/voice", timeout=5)
-                break
-            except requests.RequestException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text(errors="replace")) from None
-                time.sleep(0.2)
+    with gunicorn_server({"IVR_DATABASE_URL": database_url}, tmp_path) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_a_scripted_call_leaves_a_voicemail_through_the_real_server(
