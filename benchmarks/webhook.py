@@ -24,17 +24,26 @@ paths, bodies and signatures; its Gather action is constant), as many requests p
   `time.perf_counter`), errors (non-200, non-TwiML, connection failures) and apologies (an
   answer of the app's failure path, `n=apology`; counted as errors: there must be none).
 * Phase B, open loop at the goal load: requests to the app on a fixed schedule at 50% of the
-  baseline's phase A throughput, for `--seconds`. Latency counts from the scheduled send time,
-  so a stalled server is not hidden by a client that waits for it (coordinated omission).
+  baseline's phase A throughput, spread over `--open-concurrency` connections, for `--seconds`.
+  Latency counts from the scheduled send time, so a stalled server is not hidden by a client
+  that waits for it (coordinated omission). As a control, the baseline then gets the same
+  schedule: its p99 is the best this machine allows at that rate right now.
 
 Goal: ratio (ivr/baseline req/s) >= 0.5, and p99 < 25 ms at 50% of the baseline's load.
 
-The client runs on the same cores as the servers and PostgreSQL, and costs both sides alike.
+Besides wall-clock numbers, each phase A row shows CPU milliseconds per request spent by the
+server's process group and by the PostgreSQL backends of the benchmark's database (from
+/proc), and the client's own CPU per request. The client runs on the same cores as the servers
+and PostgreSQL; on a shared machine throughput and tail latency swing with whatever else runs
+(the load average is printed), while CPU per request stays comparatively steady.
 
 Run
 ---
     .venv/bin/python benchmarks/webhook.py                  # 10 s per phase, 8 callers
     .venv/bin/python benchmarks/webhook.py --seconds 5 --concurrency 16 --workers 3
+    .venv/bin/python benchmarks/webhook.py --app 'mymodule:create_app()'   # try a variant
+
+A run takes about 4 x --seconds plus warm-up and start-up (around a minute by default).
 
 PostgreSQL must answer at `--admin-url` (default: the test suite's local server). Exit status
 is 0 for a measurement (goal met or not); 1 when a server did not start or any request failed.
@@ -142,8 +151,7 @@ class Load:
 
     port: int
     token: str
-    processes: int
-    threads: int  # per process
+    callers: int  # over all client processes
     seconds: float
     start_at: float  # time.perf_counter() value (CLOCK_MONOTONIC: the same in every process)
     rate: float = 0.0  # requests/s over all processes; 0 = closed loop, as fast as possible
@@ -185,9 +193,8 @@ def caller(load: Load, slot: int, tally: Tally) -> None:
     base = f"http://{HOST}:{load.port}"
     perf = time.perf_counter
     end = load.start_at + load.seconds
-    slots = load.processes * load.threads
     paced = load.rate > 0
-    interval = slots / load.rate if paced else 0.0
+    interval = load.callers / load.rate if paced else 0.0
     scheduled = load.start_at + slot / load.rate if paced else 0.0
     headers = {"Content-Type": "application/x-www-form-urlencoded",
                "User-Agent": "TwilioProxy/1.1", "X-Twilio-Signature": ""}
@@ -252,15 +259,13 @@ def caller(load: Load, slot: int, tally: Tally) -> None:
         tally.endings[ending] += 1
 
 
-def client_process(load: Load, index: int, results: multiprocessing.Queue[Tally]) -> None:
-    """Run load.threads callers in this process and send back their merged tally."""
+def client_process(load: Load, slots: range, results: multiprocessing.Queue[Tally]) -> None:
+    """Run the callers of `slots` as threads and send back their merged tally."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cleans up on Ctrl-C
-    tallies = [Tally() for _ in range(load.threads)]
-    threads = [
-        threading.Thread(target=caller, args=(load, index * load.threads + i, tallies[i]),
-                         daemon=True)
-        for i in range(load.threads)
-    ]
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends us with SIGTERM if need be
+    tallies = [Tally() for _ in slots]
+    threads = [threading.Thread(target=caller, args=(load, slot, tally), daemon=True)
+               for slot, tally in zip(slots, tallies, strict=True)]
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, load.start_at - time.perf_counter()))
@@ -313,10 +318,13 @@ def run_phase(port: int, token: str, processes: int, callers: int, seconds: floa
     """Drive one server with `callers` callers spread over `processes` client processes."""
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[Tally] = context.Queue()
-    threads = max(1, math.ceil(callers / processes))
-    load = Load(port, token, processes, threads, seconds, time.perf_counter() + 0.3 + 0.05
-                * processes, rate, seed)
-    _clients[:] = [context.Process(target=client_process, args=(load, i, results), daemon=True)
+    processes = min(processes, callers)
+    load = Load(port, token, callers, seconds, time.perf_counter() + 0.3 + 0.05 * processes,
+                rate, seed)
+    # Process i runs callers i, i + processes, i + 2 * processes, ...
+    _clients[:] = [context.Process(target=client_process,
+                                   args=(load, range(i, callers, processes), results),
+                                   daemon=True)
                    for i in range(processes)]
     for process in _clients:
         process.start()
@@ -477,19 +485,34 @@ def psycopg_dsn(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
-def create_database(admin_url: str) -> str:
-    """A new database next to admin_url's, migrated and with the demo flow published."""
+class SetupFailed(RuntimeError):
+    """The benchmark's database or a server could not be made ready."""
+
+
+def database_url_for(admin_url: str) -> str:
+    """The URL of a new, uniquely named database on admin_url's server."""
+    return (make_url(admin_url)
+            .set(drivername="postgresql+psycopg", database=f"ivr_bench_{uuid.uuid4().hex[:10]}")
+            .render_as_string(hide_password=False))
+
+
+def create_database(admin_url: str, url: str) -> None:
+    """Create the (empty) database at `url`."""
     import psycopg
 
+    try:
+        with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{make_url(url).database}"')
+    except psycopg.Error as exc:
+        raise SetupFailed(f"cannot create a database via {make_url(admin_url)!s}: {exc}") from exc
+
+
+def prepare_database(url: str) -> None:
+    """Migrate the database to head and publish the demo flow."""
     from callbacks.db import make_engine, make_session_factory
     from callbacks.flowstore import publish_flow
     from ivr.schema import upgrade
 
-    name = f"ivr_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = (make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-           .render_as_string(hide_password=False))
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -498,15 +521,18 @@ def create_database(admin_url: str) -> str:
                          by="benchmark")
     finally:
         engine.dispose()
-    return url
 
 
 def drop_database(admin_url: str, url: str) -> None:
+    """Drop the benchmark's database (if it was created), closing its connections."""
     import psycopg
 
     name = make_url(url).database
-    with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        with psycopg.connect(psycopg_dsn(admin_url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error as exc:
+        print(f"could not drop database {name}: {exc}", file=sys.stderr)
 
 
 # ---- The run --------------------------------------------------------------------------------
@@ -527,7 +553,7 @@ def server_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment without any IVR_/database settings of the caller's shell, plus extra."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("IVR_") and k not in ("DATABASE_URL", "REDIS_URL")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -560,6 +586,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server")
     parser.add_argument("--load-fraction", type=float, default=0.5,
                         help="phase B rate as a fraction of the baseline's req/s")
+    parser.add_argument("--app", default="ivr:create_app()",
+                        help="the app under test, as gunicorn names it (to try a variant)")
     parser.add_argument("--admin-url", default=os.environ.get(
         "IVR_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL database to create the benchmark's database from")
@@ -586,16 +614,19 @@ def main(argv: list[str] | None = None) -> int:
         worker_args += ["--threads", str(args.threads)]
     token = "bench-" + uuid.uuid4().hex
     servers: list[Server] = []
-    database_url = ""
+    database_url = database_url_for(args.admin_url)
+    created = False
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     try:
-        database_url = create_database(args.admin_url)
+        create_database(args.admin_url, database_url)
+        created = True
+        prepare_database(database_url)
         base_port, app_port = free_port(), free_port()
         while app_port == base_port:
             app_port = free_port()
         baseline = Server("bare Flask baseline", "benchmarks.bare_app:create_app()",
                           base_port, worker_args, server_env({}), tmp)
-        app = Server("ivr webhooks", "ivr:create_app()", app_port, worker_args, server_env({
+        app = Server("ivr webhooks", args.app, app_port, worker_args, server_env({
             "IVR_ENV": "production",
             "IVR_SECRET_KEY": uuid.uuid4().hex * 2,
             "IVR_DATABASE_URL": database_url,
@@ -630,9 +661,14 @@ def main(argv: list[str] | None = None) -> int:
         app_result = phase(app, args.seconds, args.concurrency, seed=2)
         goal_rate = args.load_fraction * base_result.rate
         paced = phase(app, args.seconds, args.open_concurrency, rate=goal_rate, seed=3)
+        # The same paced load on the baseline: the latency this machine allows right now.
+        base_paced = phase(baseline, args.seconds, args.open_concurrency, rate=goal_rate, seed=4)
         app_log = app.log_tail(15)
     except ServerFailed as exc:
         print(f"server failed: {exc}", file=sys.stderr)
+        return 1
+    except SetupFailed as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: stopping servers and dropping the database", file=sys.stderr)
@@ -641,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_clients()
         for server in servers:
             server.stop()
-        if database_url:
+        if created:
             drop_database(args.admin_url, database_url)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -663,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ivr at {args.load_fraction:.0%} of baseline load ({goal_rate:.0f} req/s paced over "
           f"{args.open_concurrency} connections): achieved {paced.rate:.0f} req/s, "
           f"p50 {paced.p50_ms:.1f} ms, p99 {paced.p99_ms:.1f} ms, errors {bad}")
+    print(f"bare Flask at the same paced load (control): achieved {base_paced.rate:.0f} req/s, "
+          f"p50 {base_paced.p50_ms:.1f} ms, p99 {base_paced.p99_ms:.1f} ms, "
+          f"errors {base_paced.errors}")
     met = ratio >= 0.5 and paced.p99_ms < 25.0 and paced.rate >= 0.95 * goal_rate
     print(f"goal: ratio >= 0.5 and p99 < 25 ms at that load -> {'MET' if met else 'NOT MET'}")
     print(f"client CPU per request: baseline "
@@ -673,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{app_result.requests / max(app_result.calls, 1):.2f} requests per call; "
           f"ended by {describe_endings(app_result)}")
     failed = [(name, r) for name, r in (("baseline", base_result), ("ivr", app_result),
-                                         ("ivr paced", paced)) if r.errors or r.apologies]
+                                         ("ivr paced", paced), ("baseline paced", base_paced))
+              if r.errors or r.apologies]
     for name, result in failed:
         print(f"{name}: {result.errors} errors, {result.apologies} apologies; first: "
               f"{result.first_error}", file=sys.stderr)

@@ -37,14 +37,20 @@ _rules: KeywordRules | None = None
 
 
 def configure(settings: Settings) -> None:
-    """Set the settings jobs use in this process (and forget anything built from old ones)."""
+    """Set the settings jobs use in this process (and forget what was built from old ones;
+    loaded speech models stay when the model settings did not change)."""
     global _settings, _engine, _sessions, _models, _rules
     with _lock:
-        _settings = settings
+        old, _settings = _settings, settings
         if _engine is not None:
             _engine.dispose()
         _engine = _sessions = None
-        _models = _rules = None
+        same_models = old is not None and (old.speech_models, old.models_dir) == (
+            settings.speech_models, settings.models_dir)
+        if not same_models:
+            _models = None
+        if old is None or old.keywords_file != settings.keywords_file:
+            _rules = None
 
 
 def settings() -> Settings:

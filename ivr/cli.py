@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from ivr import create_app
 from ivr.demo import demo_command
 from ivr.simulator import call_command
+from ivr.speech_commands import speech_group, transcribe_command
 from ivr.standin import standin_command
 
 
@@ -173,4 +174,6 @@ def _with_app(command: click.Command) -> click.Command:
 
 main.add_command(_with_app(call_command()))
 main.add_command(_with_app(standin_command))
+main.add_command(speech_group)
+main.add_command(transcribe_command)
 main.add_command(demo_command)

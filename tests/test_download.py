@@ -177,7 +177,7 @@ def test_a_failed_fetch_changes_nothing(tmp_path: Path) -> None:
         yield b"partial"
         raise OSError("connection reset")
 
-    with pytest.raises(DownloadProblem, match="could not fetch .* connection reset"):
+    with pytest.raises(DownloadProblem, match=r"could not fetch .* connection reset"):
         download_model("de", tmp_path, fetch=offline, expected_sha256="0" * 64)
     assert leftovers(tmp_path) == []
 

@@ -13,6 +13,7 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 from flask import Flask
+from flask.cli import FlaskGroup
 
 from ivr.speech_commands import speech_group, transcribe_command
 from speech.archives import MODEL_ARCHIVES, ModelArchive
@@ -31,7 +32,9 @@ def speech_app(tmp_path: Path) -> Flask:
     return app
 
 
-def test_models_lists_the_default_paths_outside_an_app() -> None:
+def test_models_lists_the_default_paths_outside_an_app(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # instance/models is relative to where `ivr` runs
     result = CliRunner().invoke(speech_group, ["models"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -48,6 +51,15 @@ def test_models_uses_the_app_settings(speech_app: Flask, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert f"de        no       {tmp_path / 'big-german'}" in result.output
     assert f"pl        no       {tmp_path / 'models' / 'vosk-model-small-pl-0.22'}" in result.output
+
+
+def test_commands_read_the_app_that_ivr_loads(speech_app: Flask, tmp_path: Path) -> None:
+    cli = FlaskGroup(create_app=lambda: speech_app, add_default_commands=False,
+                     load_dotenv=False)
+    cli.add_command(speech_group)
+    result = CliRunner().invoke(cli, ["speech", "models"])
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "big-german") in result.output
 
 
 def test_download_installs_a_verified_archive(speech_app: Flask, tmp_path: Path,

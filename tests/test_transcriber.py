@@ -19,7 +19,8 @@ from tests.speech_fixtures import clips, korean_registry, transcripts_16k
 # chunks): overall CER 0.151 at 16 kHz and 0.263 at 8 kHz (shared README: ~0.16 and ~0.24);
 # the worst clip 0.29 at 16 kHz and 0.50 at 8 kHz (0193, a literary sentence). Decodes move a
 # few points between library versions and resamplers, so the limits leave ~7 points overall
-# and ~10 per clip; a broken pipeline (wrong rate, byte order, channel mix) scores 0.8-1.0.
+# and ~10 per clip; a broken pipeline scores far above (measured on clip 0294: a wrong
+# sample rate 0.93, swapped byte order 0.97).
 MAX_CER_16K = 0.22
 MAX_CLIP_CER_16K = 0.40
 MAX_CER_8K = 0.33

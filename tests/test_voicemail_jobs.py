@@ -265,3 +265,21 @@ def test_redis_restarted_mid_job_the_reconciler_queues_it_again(
     ticket, voicemail = ticket_of(line, 7)
     assert voicemail.state == "done" and ticket.transcription == "done"
     assert len(standin.messages()) == 1
+
+
+def test_recordings_can_be_deleted_at_twilio_once_kept(
+        line: Flask, standin: StandinServer, settings: Settings, redis_url: str) -> None:
+    from dataclasses import replace
+
+    standin.put_recording(recording_sid(8), telephone_wav(clips()[3].path))
+    leave_voicemail(line, standin.url, None, n=8)
+    runtime.configure(replace(settings, delete_recordings=True))
+    try:
+        work_off(redis_url)
+    finally:
+        runtime.configure(settings)
+    ticket, voicemail = ticket_of(line, 8)
+    assert standin.deleted() == [recording_sid(8)]
+    assert "recording_deleted" in [event.kind for event in _history(line, ticket.id)]
+    with line.extensions["ivr.sessions"]() as session:
+        assert session.get(VoicemailAudio, voicemail.id) is not None  # our copy stays
