@@ -22,7 +22,8 @@ paths, bodies and signatures; its Gather action is constant), as many requests p
 * Phase A, closed loop (saturation): C callers send as fast as answers come back, for
   `--seconds` per server. Reported: requests/s, p50 and p99 latency per request (client side,
   `time.perf_counter`), errors (non-200, non-TwiML, connection failures) and apologies (an
-  answer of the app's failure path, `n=apology`; counted as errors: there must be none).
+  answer of the app's failure path: `n=apology` in its URLs or "something went wrong";
+  counted as errors: there must be none).
 * Phase B, open loop at the goal load: requests to the app on a fixed schedule at 50% of the
   baseline's phase A throughput, spread over `--open-concurrency` connections, for `--seconds`.
   Latency counts from the scheduled send time, so a stalled server is not hidden by a client
@@ -242,7 +243,7 @@ def caller(load: Load, slot: int, tally: Tally) -> None:
                     ending = "error"
                     break
                 tally.latencies.append(done - began)
-                if b"n=apology" in body:
+                if b"n=apology" in body or b"something went wrong" in body:
                     tally.apologies += 1
                     ending = "apology"
                     break

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import phonenumbers
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -102,34 +100,6 @@ def open_call(
             started_at=at or utcnow(),
         )
     )
-
-
-def record_step(session: Session, step: StepRecord, at: datetime | None = None) -> bool:
-    """Log a step once per (CallSid, seq); returns False when it was already logged."""
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        insert_ignoring_duplicates(session, CallStep.__table__, ["call_sid", "seq"]).values(
-            call_sid=step.call_sid,
-            seq=step.seq,
-            at=at or utcnow(),
-            event=step.event,
-            node=step.node,
-            input=step.input,
-            path=" ".join(step.path),
-            outcome=step.outcome,
-        )
-    )
-    if not result.rowcount:
-        return False
-    changes: dict[str, object] = {}
-    if step.path:
-        changes["last_node"] = step.path[-1]
-    if step.outcome:
-        changes["outcome"] = step.outcome
-    if step.language:
-        changes["language"] = step.language
-    if changes:
-        session.execute(update(Call).where(Call.call_sid == step.call_sid).values(**changes))
-    return True
 
 
 def record_status(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -132,6 +134,38 @@ def list_versions(session: Session, name: str | None = None) -> list[VersionSumm
     ]
 
 
+class PublishedLookup:
+    """Which version answers a called number, cached for `ttl` seconds per process.
+
+    New calls are the hot path; a publish or rollback in this process is seen at once,
+    one in another process within `ttl` seconds. Calls in progress never look this up.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str | None], tuple[float, int, int | None]] = {}
+
+    def version_for(self, sessions: Callable[[], Session], called: str,
+                    default: str | None) -> int | None:
+        """The published version id for a call to `called` (see published_version_for_number)."""
+        key = (called, default)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now and hit[1] == _generation:
+            return hit[2]
+        generation = _generation
+        with sessions() as session:
+            version_id = published_version_for_number(session, called, default)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl, generation, version_id)
+        return version_id
+
+
+_generation = 0
+"""Bumped by every publish and rollback in this process, so its own lookups see them at once."""
+
+
 def published_version_for_number(session: Session, called: str, default: str | None) -> int | None:
     """The version answering a call to `called`: the published flow listing that number, else
     the flow named `default`, else the only published flow."""
@@ -147,6 +181,11 @@ def published_version_for_number(session: Session, called: str, default: str | N
 
 _cache: dict[int, CompiledFlow] = {}
 _cache_lock = threading.Lock()
+
+
+def cached_version(version_id: int) -> CompiledFlow | None:
+    """The compiled flow of a version if this process has it already (no database needed)."""
+    return _cache.get(version_id)
 
 
 def compiled_version(session: Session, version_id: int) -> CompiledFlow:
@@ -191,6 +230,8 @@ def _lock_flow_name(session: Session, name: str) -> None:
 
 
 def _point_to(session: Session, version: FlowVersion, action: str, by: str) -> None:
+    global _generation
+    _generation += 1
     now = utcnow()
     current = session.get(PublishedFlow, version.name)
     if current is None:

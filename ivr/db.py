@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from callbacks.calllog_buffer import CallLogBuffer
 from callbacks.db import make_engine, make_session_factory
+from callbacks.flowstore import PublishedLookup
 
 
 def init_app(app: Flask) -> None:
@@ -13,7 +15,15 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["ivr.engine"] = engine
     app.extensions["ivr.sessions"] = make_session_factory(engine)
+    app.extensions["ivr.calllog"] = CallLogBuffer(engine, app.config["CALL_LOG_FLUSH_SECONDS"])
+    app.extensions["ivr.published"] = PublishedLookup(app.config["PUBLISH_LOOKUP_SECONDS"])
     app.teardown_appcontext(_close_session)
+
+
+def call_log() -> CallLogBuffer:
+    """The process's buffered call log."""
+    buffer: CallLogBuffer = current_app.extensions["ivr.calllog"]
+    return buffer
 
 
 def get_session() -> Session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from flask import Response
 from twilio.twiml.voice_response import VoiceResponse
@@ -23,16 +23,10 @@ class CallState:
     seq: int
 
     def query(self) -> str:
-        """The state as a query string."""
-        return urlencode(
-            {
-                "v": self.version_id,
-                "n": self.position.node,
-                "l": self.position.language,
-                "a": self.position.attempt,
-                "s": self.seq,
-            }
-        )
+        """The state as a query string (node ids and languages are URL-safe by the schema)."""
+        position = self.position
+        return (f"v={self.version_id}&n={quote(position.node)}&l={quote(position.language)}"
+                f"&a={position.attempt}&s={self.seq}")
 
 
 def action_url(endpoint: str, version_id: int, position: Position, seq: int) -> str:

@@ -15,16 +15,17 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
-from callbacks.calllog import StepRecord, open_call, record_status, record_step
-from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.calllog import StepRecord, record_status
+from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
 from callbacks.tickets import open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
-from ivr.db import get_session
+from ivr.db import call_log, get_session
 from ivr.messages import message
 from ivr.signature import signed_by_twilio
 from ivr.twiml import CallState, apology, render, spoken, twiml_response
 from routing import engine
+from routing.engine import CompiledFlow
 from routing.flow import VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
@@ -93,6 +94,11 @@ def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
     return answered
 
 
+def _compiled(version_id: int) -> CompiledFlow:
+    """A compiled flow version, from this process's cache when it can."""
+    return cached_version(version_id) or compiled_version(get_session(), version_id)
+
+
 def _state() -> CallState:
     args = request.args
     return CallState(
@@ -103,19 +109,15 @@ def _state() -> CallState:
 
 
 def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str | None) -> Response:
-    """Log the turn once, run its side effects once, and render it as TwiML."""
-    session = get_session()
-    call_sid = request.form.get("CallSid", "")
-    first_time = record_step(
-        session,
-        StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language),
+    """Log the turn (behind the request), note its side effects, and render it as TwiML."""
+    call_sid = request.form["CallSid"]
+    call_log().record_step(
+        StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
-    if first_time:
-        for step in turn.steps:
-            if isinstance(step, RequestCallback):
-                log.info("callback requested at node %s (priority %s)", step.node, step.priority)
-    session.commit()
-    compiled = compiled_version(session, state.version_id)
+    for step in turn.steps:
+        if isinstance(step, RequestCallback):
+            log.info("callback requested at node %s (priority %s)", step.node, step.priority)
+    compiled = _compiled(state.version_id)
     return twiml_response(render(turn.steps, compiled.flow, state.version_id, state.seq + 1))
 
 
@@ -123,19 +125,18 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
 @never_fails
 def incoming_call() -> Response:
     """The number's Voice URL: a new call starts the published flow for the number called."""
-    session = get_session()
     form = request.form
-    version_id = published_version_for_number(
-        session, form.get("To", ""), current_app.config["DEFAULT_FLOW"]
-    )
+    lookup: PublishedLookup = current_app.extensions["ivr.published"]
+    version_id = lookup.version_for(current_app.extensions["ivr.sessions"], form.get("To", ""),
+                                    current_app.config["DEFAULT_FLOW"])
     if version_id is None:
         raise LookupError("no published flow answers this number; run `ivr flows publish`")
-    compiled = compiled_version(session, version_id)
+    compiled = _compiled(version_id)
     flow = compiled.flow
     language = language_for_number(form.get("From", ""), flow.languages, flow.default_language)
     turn = engine.start(compiled, now(), language)
-    open_call(session, form.get("CallSid", ""), form.get("From", ""), form.get("To", ""),
-              version_id, turn.language or language)
+    call_log().open_call(form["CallSid"], form.get("From", ""), form.get("To", ""), version_id,
+                         turn.language or language)
     state = CallState(version_id, Position(flow.start, language), seq=0)
     return _carry_out(turn, state, "start", flow.start, None)
 
@@ -172,7 +173,7 @@ def recording_finished() -> Response:
     state = _state()
     language = state.position.language
     number = _receive_voicemail(state.version_id, state.position)
-    compiled = compiled_version(get_session(), state.version_id)
+    compiled = _compiled(state.version_id)
     turn = engine.advance(compiled, state.position, Recorded(), now())
     said: list[Say] = []
     if number:
@@ -195,7 +196,7 @@ def transfer_finished() -> Response:
 
 
 def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Response:
-    compiled = compiled_version(get_session(), state.version_id)
+    compiled = _compiled(state.version_id)
     turn = engine.advance(compiled, state.position, event, now())
     return _carry_out(turn, state, kind, state.position.node, given)
 
@@ -219,7 +220,7 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
         return None  # "absent" or "failed": Twilio has no audio to give
     node = None
     if version_id is not None:
-        node = compiled_version(get_session(), version_id).flow.nodes.get(position.node)
+        node = _compiled(version_id).flow.nodes.get(position.node)
     duration = form.get("RecordingDuration", "0")
     session = get_session()
     voicemail, _new = store_recording(

@@ -129,6 +129,7 @@ def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "REDIS_URL": "",
+        "CALL_LOG_FLUSH_SECONDS": 0,  # write-through, so tests read what a request logged
     }
     config.update(extra)
     return config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,13 @@ def test_a_scripted_call_leaves_a_voicemail_through_the_real_server(
     assert network_tip, said  # the spoken keyword reached the network branch, in Polish
     assert any(event.kind == "record" for event in transcript.events)
 
+    # The server writes the call log behind the requests, within its flush interval.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with app.extensions["ivr.sessions"]() as session:
+            if len(call_path(session, transcript.call_sid)) == 5:
+                break
+        time.sleep(0.05)
     with app.extensions["ivr.sessions"]() as session:
         call = session.scalar(select(Call).where(Call.call_sid == transcript.call_sid))
         assert call is not None
