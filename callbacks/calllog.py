@@ -5,6 +5,7 @@ Every write is idempotent, because Twilio delivers the same webhook again when i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,6 +69,7 @@ class StepRecord:
     language: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_number(raw: str) -> str:
     """A caller id in E.164 when it is a phone number; anything else (anonymous, client:x) as is."""
     try:

@@ -16,7 +16,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, text, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callbacks.calllog import Call, CallStep, StepRecord, normalize_number
@@ -42,7 +42,9 @@ class CallLogBuffer:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._pid = 0
-        self._upsert_calls, self._insert_steps = _statements(engine.dialect.name)
+        self._dialect: Any = {"postgresql": postgresql, "sqlite": sqlite}.get(engine.dialect.name)
+        if self._dialect is None:
+            raise NotImplementedError(f"database dialect {engine.dialect.name!r} is not supported")
         atexit.register(self.close)
 
     def open_call(self, call_sid: str, caller: str, called: str, flow_version_id: int | None,
@@ -144,18 +146,73 @@ class CallLogBuffer:
             for key in ("last_node", "outcome", "language"):
                 if step[key]:
                     current[key] = step[key]
+        calls = list({row["call_sid"]: row for row in calls}.values())
+        steps = [{k: v for k, v in s.items() if k not in ("last_node", "language")}
+                 for s in unique_steps]
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                # A log, not a record: a database crash may lose the last moment of steps.
-                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                _write_postgresql(conn, calls, steps, list(latest.values()))
+                return
             if calls:
-                conn.execute(self._upsert_calls, calls)
-            if unique_steps:
-                conn.execute(self._insert_steps, [
-                    {k: v for k, v in s.items() if k not in ("last_node", "language")}
-                    for s in unique_steps])
+                conn.execute(_upsert_calls(self._dialect), calls)
+            if steps:
+                conn.execute(self._dialect.insert(CallStep.__table__).on_conflict_do_nothing(
+                    index_elements=["call_sid", "seq"]), steps)
             if latest:
                 conn.execute(_STEP_UPDATE, list(latest.values()))
+
+
+def _write_postgresql(conn: Connection, calls: list[dict[str, Any]],
+                      steps: list[dict[str, Any]], latest: list[dict[str, Any]]) -> None:
+    """One statement per table over arrays: a batch costs three round trips, whatever its size."""
+    # A log, not a record: a database crash may lose the last moment of steps.
+    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    if calls:
+        conn.exec_driver_sql(_PG_UPSERT_CALLS, _columns(calls, _CALL_COLUMNS))
+    if steps:
+        conn.exec_driver_sql(_PG_INSERT_STEPS, _columns(steps, _STEP_COLUMNS))
+    if latest:
+        conn.exec_driver_sql(_PG_UPDATE_CALLS, _columns(latest, _LATEST_COLUMNS))
+
+
+def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+_CALL_COLUMNS = ("call_sid", "caller", "called", "flow_version_id", "language", "status",
+                 "started_at")
+_STEP_COLUMNS = ("call_sid", "seq", "at", "event", "node", "input", "path", "outcome")
+_LATEST_COLUMNS = ("sid", "last_node", "outcome", "language")
+
+_PG_UPSERT_CALLS = """
+INSERT INTO calls (call_sid, caller, called, flow_version_id, language, status, started_at)
+SELECT * FROM unnest(%(call_sid)s::text[], %(caller)s::text[], %(called)s::text[],
+                     %(flow_version_id)s::int[], %(language)s::text[], %(status)s::text[],
+                     %(started_at)s::timestamptz[])
+ON CONFLICT (call_sid) DO UPDATE SET
+  flow_version_id = COALESCE(calls.flow_version_id, EXCLUDED.flow_version_id),
+  language = CASE WHEN calls.language = '' THEN EXCLUDED.language ELSE calls.language END,
+  caller = CASE WHEN calls.caller = '' THEN EXCLUDED.caller ELSE calls.caller END,
+  called = CASE WHEN calls.called = '' THEN EXCLUDED.called ELSE calls.called END,
+  started_at = LEAST(calls.started_at, EXCLUDED.started_at)
+"""
+
+_PG_INSERT_STEPS = """
+INSERT INTO call_steps (call_sid, seq, at, event, node, input, path, outcome)
+SELECT * FROM unnest(%(call_sid)s::text[], %(seq)s::int[], %(at)s::timestamptz[],
+                     %(event)s::text[], %(node)s::text[], %(input)s::text[], %(path)s::text[],
+                     %(outcome)s::text[])
+ON CONFLICT (call_sid, seq) DO NOTHING
+"""
+
+_PG_UPDATE_CALLS = """
+UPDATE calls SET last_node = COALESCE(latest.last_node, calls.last_node),
+                 outcome = COALESCE(latest.outcome, calls.outcome),
+                 language = COALESCE(latest.language, calls.language)
+FROM unnest(%(sid)s::text[], %(last_node)s::text[], %(outcome)s::text[], %(language)s::text[])
+     AS latest(sid, last_node, outcome, language)
+WHERE calls.call_sid = latest.sid
+"""
 
 
 _STEP_UPDATE = (
@@ -169,16 +226,12 @@ _STEP_UPDATE = (
 )
 
 
-def _statements(dialect: str) -> tuple[Any, Any]:
-    """The call upsert and the step insert for a database dialect, built once."""
-    module: Any = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
-    if module is None:
-        raise NotImplementedError(f"database dialect {dialect!r} is not supported")
-    calls = module.insert(Call.__table__)
+def _upsert_calls(dialect: Any) -> Any:
+    """Insert calls; where a status callback created the row first, fill in what it lacked."""
+    calls = dialect.insert(Call.__table__)
     excluded = calls.excluded
     table = Call.__table__.c
-    # A status callback may have created the row first: fill in what it could not know.
-    upsert = calls.on_conflict_do_update(
+    return calls.on_conflict_do_update(
         index_elements=["call_sid"],
         set_={
             "flow_version_id": func.coalesce(table.flow_version_id, excluded.flow_version_id),
@@ -189,6 +242,3 @@ def _statements(dialect: str) -> tuple[Any, Any]:
                                else_=table.started_at),
         },
     )
-    steps = module.insert(CallStep.__table__).on_conflict_do_nothing(
-        index_elements=["call_sid", "seq"])
-    return upsert, steps

@@ -13,8 +13,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, database, signature checking and the blueprints."""
     app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
     from ivr import config, db, signature, voice
+    from ivr.cookies import CookieSessions
 
     config.load_config(app, test_config)
+    app.session_interface = CookieSessions()
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db.init_app(app)

@@ -34,6 +34,22 @@ def action_url(endpoint: str, version_id: int, position: Position, seq: int) -> 
     return f"/voice/{endpoint}?{CallState(version_id, position, seq).query()}"
 
 
+_rendered: dict[tuple[tuple[Step, ...], int, int], str] = {}
+_RENDERED_MAX = 20_000
+
+
+def render_xml(steps: tuple[Step, ...], flow: Flow, version_id: int, seq: int) -> str:
+    """The TwiML document for the steps, memoised: menus repeat, so most answers are reused."""
+    key = (steps, version_id, seq)
+    xml = _rendered.get(key)
+    if xml is None:
+        xml = str(render(steps, flow, version_id, seq))
+        if len(_rendered) >= _RENDERED_MAX:
+            _rendered.clear()
+        _rendered[key] = xml
+    return xml
+
+
 def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> VoiceResponse:
     """TwiML for the engine's steps; `seq` numbers the webhook that will answer them."""
     response = VoiceResponse()
@@ -120,7 +136,7 @@ def spoken(text: str, language: str, flow: Flow | None = None) -> VoiceResponse:
     return response
 
 
-def twiml_response(twiml: VoiceResponse, status: int = 200) -> Response:
+def twiml_response(twiml: VoiceResponse | str, status: int = 200) -> Response:
     """A Flask response carrying TwiML."""
     return Response(str(twiml), status=status, mimetype="text/xml")
 

@@ -23,7 +23,7 @@ from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
 from ivr.messages import message
 from ivr.signature import signed_by_twilio
-from ivr.twiml import CallState, apology, render, spoken, twiml_response
+from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.engine import CompiledFlow
 from routing.flow import VoicemailNode
@@ -118,7 +118,7 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
         if isinstance(step, RequestCallback):
             log.info("callback requested at node %s (priority %s)", step.node, step.priority)
     compiled = _compiled(state.version_id)
-    return twiml_response(render(turn.steps, compiled.flow, state.version_id, state.seq + 1))
+    return twiml_response(render_xml(turn.steps, compiled.flow, state.version_id, state.seq + 1))
 
 
 @bp.post("")

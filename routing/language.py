@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 REGION_LANGUAGES = {
@@ -15,9 +17,14 @@ REGION_LANGUAGES = {
 
 def language_for_number(number: str, languages: list[str], default: str) -> str:
     """The flow language matching the caller's country, else `default`."""
+    language = _country_language(number)
+    return language if language in languages else default
+
+
+@functools.lru_cache(maxsize=8192)
+def _country_language(number: str) -> str | None:
     try:
         region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
     except phonenumbers.NumberParseException:
-        return default
-    language = REGION_LANGUAGES.get(region or "")
-    return language if language in languages else default
+        return None
+    return REGION_LANGUAGES.get(region or "")
