@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callbacks.calllog import Call, CallStep
+from callbacks.calllog import CallStep, normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
 from callbacks.voicemail import Voicemail
 
@@ -94,13 +94,15 @@ def spoken_number(number: str) -> str:
     return " ".join(number)
 
 
-def open_ticket_for_voicemail(session: Session, voicemail: Voicemail) -> Ticket:
-    """The voicemail's ticket, created once (a repeated webhook finds the same one)."""
-    call = session.scalar(select(Call).where(Call.call_sid == voicemail.call_sid))
+def open_ticket_for_voicemail(session: Session, voicemail: Voicemail, caller: str) -> Ticket:
+    """The voicemail's ticket, created once (a repeated webhook finds the same one).
+
+    `caller` comes with the webhook: the call's own log row may still be on its way.
+    """
     values: dict[str, Any] = {
         "voicemail_id": voicemail.id,
         "call_sid": voicemail.call_sid,
-        "caller": call.caller if call else "",
+        "caller": normalize_number(caller) if caller else "",
         "language": voicemail.language,
         "category": voicemail.category_hint or "other",
         "priority": voicemail.priority_hint or "P3",
@@ -138,7 +140,9 @@ def add_event(session: Session, ticket: Ticket, kind: str, detail: str = "",
 
 
 def apply_transcription(session: Session, ticket: Ticket, result: TranscriptionResult) -> None:
-    """Write what the voicemail job found onto the ticket and into its history."""
+    """Write what the voicemail job found onto the ticket and into its history (and the
+    menu path, complete by now: the call log is written behind the webhooks)."""
+    ticket.menu_path = menu_path(session, ticket.call_sid) or ticket.menu_path
     ticket.transcription = result.transcription
     ticket.transcript = result.transcript
     ticket.words_json = result.words_json

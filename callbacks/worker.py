@@ -1,4 +1,10 @@
-"""The rq worker of the help desk: speech models loaded before forking, reconciling as it goes."""
+"""The rq worker of the help desk: models loaded once and kept warm, reconciling as it goes.
+
+Jobs run in the worker's own process (rq's SimpleWorker, no fork per job): the speech models
+are loaded at start, and Vosk's recognisers, whose decoding graphs warm up with use and then
+decode several times faster, live as long as the worker. A job that kills the process is
+queued again by the reconciler once a worker runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import time
 from collections.abc import Iterable
 from datetime import timedelta
 
-from rq import Worker
+from rq import SimpleWorker
 
 from callbacks import runtime
 from callbacks.queues import QUEUES
@@ -16,8 +22,14 @@ from callbacks.reconciler import reconcile
 log = logging.getLogger(__name__)
 
 
-class HelpdeskWorker(Worker):
-    """An rq worker whose maintenance loop also queues again any work Redis lost."""
+class HelpdeskWorker(SimpleWorker):
+    """A non-forking rq worker whose maintenance loop also queues again work Redis lost."""
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake from waiting on the queues at least once per maintenance interval, so an idle
+        worker still reconciles on time."""
+        return max(1, min(super().dequeue_timeout, int(self.maintenance_interval)))
 
     def run_maintenance_tasks(self) -> None:
         """rq's own registry cleanup, then the SQL reconciler."""

@@ -238,7 +238,7 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
             wants_callback=bool(node.callback) if isinstance(node, VoicemailNode) else False,
         ),
     )
-    ticket = open_ticket_for_voicemail(session, voicemail)
+    ticket = open_ticket_for_voicemail(session, voicemail, form.get("From", ""))
     session.commit()
     queue_voicemail_work(voicemail.id, ticket.id)
     return ticket.number
