@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 WEBHOOK_PREFIX = "/voice"
 
@@ -13,10 +13,10 @@ WEBHOOK_PREFIX = "/voice"
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, skipped for the webhooks that answer every call step."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         """No session for Twilio's requests (they carry no cookies); Flask's for the rest."""
         if request.path.startswith(WEBHOOK_PREFIX):
-            return self.make_null_session(app)
+            return None  # Flask then uses a null session, which is never saved
         return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> Any:
