@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+from urllib.parse import parse_qsl
 
 from flask import Flask, current_app, request
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import ImmutableMultiDict
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,21 @@ def public_url() -> str:
         return request.url
     path = request.path
     return f"{base}{path}?{query}" if query else f"{base}{path}"
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def read_twilio_form() -> None:
+    """Parse Twilio's small url-encoded body straight into `request.form`.
+
+    The same stdlib parser werkzeug uses, without its general stream and multipart machinery:
+    every step of every call comes through here. Anything else is left to werkzeug.
+    """
+    if request.mimetype != FORM_TYPE or request.content_length is None:
+        return
+    body = request.get_data(cache=False).decode("utf-8", "replace")
+    request.form = ImmutableMultiDict(parse_qsl(body, keep_blank_values=True))
 
 
 def signed_by_twilio() -> bool:

@@ -22,7 +22,7 @@ from callbacks.tickets import open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
 from ivr.messages import message
-from ivr.signature import signed_by_twilio
+from ivr.signature import read_twilio_form, signed_by_twilio
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.engine import CompiledFlow
@@ -49,6 +49,7 @@ bp = Blueprint("voice", __name__, url_prefix="/voice")
 @bp.before_request
 def only_twilio() -> None:
     """Every voice route: 403 unless Twilio signed it, 400 without a CallSid; nothing written."""
+    read_twilio_form()
     if not signed_by_twilio():
         log.warning("rejected unsigned or forged webhook to %s", request.path)
         abort(403)
