@@ -108,7 +108,7 @@ def test_a_voicemail_becomes_a_transcribed_ticket_and_an_sms(
     assert words and {"text", "start", "end", "confidence"} <= set(words[0])
     assert ticket.confidence is not None and 0 < ticket.confidence <= 1
     assert (ticket.caller, ticket.language, ticket.category) == (MOBILE_CALLER, "ko", "network")
-    assert ticket.menu_path == "message"
+    assert ticket.menu_path == "message bye"  # the whole path, once the call log is written
     messages = standin.messages()
     assert len(messages) == 1
     assert messages[0].to == MOBILE_CALLER and ticket.number in messages[0].body
