@@ -6,6 +6,7 @@ import os
 
 from alembic import context
 
+import callbacks.callback_requests
 import callbacks.calllog
 import callbacks.flowstore
 import callbacks.tickets

@@ -1,0 +1,144 @@
+"""Callback requests: one open request per caller and problem, ordered by its SLA deadline.
+
+Ordering by `due_at` (earliest deadline first) ages old requests for free: a low-priority
+request asked for long ago overtakes a fresh urgent one once its deadline comes first.
+`available_at` hides a request until it may be dialled (a caller's window, a retry backoff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from callbacks.db import Base, UTCDateTime, utcnow
+
+OPEN_STATUSES = ("pending", "claimed")
+
+
+class CallbackRequest(Base):
+    """A caller waiting to be called back."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (
+        Index("ix_callback_requests_pending_due", "due_at", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("uq_callback_requests_open_problem", "caller", "category", unique=True,
+              postgresql_where=text("status IN ('pending', 'claimed')"),
+              sqlite_where=text("status IN ('pending', 'claimed')")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32), default="other")
+    language: Mapped[str] = mapped_column(String(8), default="")
+    priority: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(Text, default="")
+    first_call_sid: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    contacts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    first_contact_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+@dataclass(frozen=True)
+class CallbackAsk:
+    """A caller asking to be called back (from the menu, or from a voicemail's ticket)."""
+
+    caller: str
+    category: str
+    language: str
+    priority: str
+    reasons: str
+    call_sid: str
+    due_at: datetime
+    available_at: datetime
+    ticket_id: int | None = None
+
+
+def request_callback(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> CallbackRequest:
+    """Open a request, or join the caller's open one about the same problem.
+
+    Joining counts the contact and keeps the earlier (more urgent) priority and deadline; the
+    place in the queue counts from the first contact and is never reset.
+    """
+    try:
+        with session.begin_nested():
+            return _open_or_join(session, ask, rank)
+    except IntegrityError:
+        # Another process opened the same caller's request a moment ago: join that one.
+        return _open_or_join(session, ask, rank)
+
+
+def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> CallbackRequest:
+    existing = session.scalar(
+        select(CallbackRequest)
+        .where(CallbackRequest.caller == ask.caller, CallbackRequest.category == ask.category,
+               CallbackRequest.status.in_(OPEN_STATUSES))
+        .with_for_update()
+    )
+    if existing is None:
+        request = CallbackRequest(
+            caller=ask.caller, category=ask.category, language=ask.language,
+            priority=ask.priority, reasons=ask.reasons, first_call_sid=ask.call_sid,
+            ticket_id=ask.ticket_id, contacts=1, status="pending",
+            first_contact_at=utcnow(), due_at=ask.due_at, available_at=ask.available_at,
+        )
+        session.add(request)
+        session.flush()
+        return request
+    existing.contacts += 1
+    if rank.get(ask.priority, 99) < rank.get(existing.priority, 99):
+        existing.priority = ask.priority
+    existing.due_at = min(existing.due_at, ask.due_at)
+    existing.reasons = "; ".join(r for r in (existing.reasons, ask.reasons) if r)
+    existing.ticket_id = existing.ticket_id or ask.ticket_id
+    return existing
+
+
+def claim_next_callback(session: Session, claimer: str,
+                        now: datetime | None = None) -> CallbackRequest | None:
+    """Atomically take the pending request with the earliest deadline that may be dialled now.
+
+    PostgreSQL skips rows other claimers hold (FOR UPDATE SKIP LOCKED), so two agents or
+    workers never get the same caller; SQLite has a single writer.
+    """
+    moment = now or utcnow()
+    candidate = (
+        select(CallbackRequest.id)
+        .where(CallbackRequest.status == "pending", CallbackRequest.available_at <= moment)
+        .order_by(CallbackRequest.due_at, CallbackRequest.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed_id = session.scalar(
+        update(CallbackRequest)
+        .where(CallbackRequest.id == candidate)
+        .values(status="claimed", claimed_by=claimer, claimed_at=moment,
+                attempts=CallbackRequest.attempts + 1, updated_at=moment)
+        .returning(CallbackRequest.id)
+    )
+    session.commit()
+    if claimed_id is None:
+        return None
+    return session.get(CallbackRequest, claimed_id, populate_existing=True)
+
+
+def put_back(session: Session, request_id: int, available_at: datetime) -> None:
+    """Return a claimed request to the queue (nobody answered, the agent hung up, ...)."""
+    session.execute(
+        update(CallbackRequest)
+        .where(CallbackRequest.id == request_id, CallbackRequest.status == "claimed")
+        .values(status="pending", claimed_by=None, claimed_at=None, available_at=available_at)
+    )

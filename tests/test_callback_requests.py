@@ -1,0 +1,150 @@
+"""The callback queue on PostgreSQL: deadline order, aging, windows, joins, atomic claims."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from callbacks.callback_requests import (
+    CallbackAsk,
+    CallbackRequest,
+    claim_next_callback,
+    put_back,
+    request_callback,
+)
+
+RANK = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def ask(caller: str, priority: str, due_in: timedelta, *, category: str = "network",
+        available_in: timedelta = timedelta(0), asked: datetime = NOW) -> CallbackAsk:
+    return CallbackAsk(caller=caller, category=category, language="en", priority=priority,
+                       reasons=f"menu: {priority}", call_sid="CA" + caller[-6:].zfill(32),
+                       due_at=asked + due_in, available_at=asked + available_in)
+
+
+def add(app: Flask, *asks: CallbackAsk) -> list[int]:
+    with app.extensions["ivr.sessions"]() as session:
+        ids = [request_callback(session, a, RANK).id for a in asks]
+        session.commit()
+        return ids
+
+
+def claim(app: Flask, who: str = "agent-1", now: datetime = NOW) -> CallbackRequest | None:
+    with app.extensions["ivr.sessions"]() as session:
+        return claim_next_callback(session, who, now)
+
+
+def test_the_earliest_deadline_is_served_first(app: Flask) -> None:
+    add(app, ask("+4915100000001", "P3", timedelta(hours=4)),
+        ask("+4915100000002", "P1", timedelta(minutes=15)),
+        ask("+4915100000003", "P2", timedelta(hours=1)))
+    order = [claim(app) for _ in range(3)]
+    assert [r.priority for r in order if r] == ["P1", "P2", "P3"]
+    assert claim(app) is None
+
+
+def test_an_aged_low_priority_request_overtakes_a_fresh_urgent_one(app: Flask) -> None:
+    two_days_ago = NOW - timedelta(days=2)
+    add(app, ask("+4915100000004", "P4", timedelta(hours=24), asked=two_days_ago),
+        ask("+4915100000005", "P1", timedelta(minutes=15)))
+    first = claim(app)
+    assert first is not None and first.priority == "P4"  # its deadline passed a day ago
+
+
+def test_a_request_is_invisible_until_its_window_opens(app: Flask) -> None:
+    add(app, ask("+4915100000006", "P1", timedelta(minutes=15),
+                 available_in=timedelta(hours=4)))  # "call me after 14:00"
+    assert claim(app, now=NOW + timedelta(hours=1)) is None
+    taken = claim(app, now=NOW + timedelta(hours=4))
+    assert taken is not None and taken.attempts == 1
+
+
+def test_a_repeat_caller_joins_the_open_request_and_raises_it(app: Flask) -> None:
+    first, again = add(app, ask("+4915100000007", "P3", timedelta(hours=4)),
+                       ask("+4915100000007", "P2", timedelta(hours=1)))
+    assert first == again
+    with app.extensions["ivr.sessions"]() as session:
+        assert session.scalar(select(func.count()).select_from(CallbackRequest)) == 1
+        request = session.get(CallbackRequest, first)
+        assert request is not None
+        assert (request.contacts, request.priority) == (2, "P2")
+        assert request.due_at == NOW + timedelta(hours=1)
+    other_problem = add(app, ask("+4915100000007", "P3", timedelta(hours=4),
+                                 category="hardware"))
+    assert other_problem != [first]
+
+
+def test_a_callback_put_back_keeps_its_place(app: Flask) -> None:
+    (first,) = add(app, ask("+4915100000008", "P2", timedelta(hours=1)))
+    taken = claim(app)
+    assert taken is not None and taken.id == first
+    with app.extensions["ivr.sessions"]() as session:
+        put_back(session, first, available_at=NOW + timedelta(minutes=5))
+        session.commit()
+    assert claim(app, now=NOW + timedelta(minutes=1)) is None  # backoff
+    again = claim(app, now=NOW + timedelta(minutes=5))
+    assert again is not None and again.id == first and again.attempts == 2
+    assert again.first_contact_at == taken.first_contact_at  # never reset
+
+
+def test_concurrent_claimers_never_get_the_same_callback(app: Flask) -> None:
+    callers = [f"+49151{n:08d}" for n in range(300)]
+    with app.extensions["ivr.sessions"]() as session:
+        session.add_all([
+            CallbackRequest(caller=c, category="network", language="en", priority="P3",
+                            reasons="", first_call_sid=f"CA{n:032d}", contacts=1,
+                            status="pending", first_contact_at=NOW,
+                            due_at=NOW + timedelta(seconds=n), available_at=NOW)
+            for n, c in enumerate(callers)])
+        session.commit()
+    claimed: list[int] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def claimer(name: str) -> None:
+        try:
+            while True:
+                with app.extensions["ivr.sessions"]() as session:
+                    request = claim_next_callback(session, name, NOW)
+                if request is None:
+                    return
+                with lock:
+                    claimed.append(request.id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(f"worker-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(claimed) == 300 and len(set(claimed)) == 300
+
+
+def test_simultaneous_requests_of_one_caller_make_one_request(app: Flask) -> None:
+    barrier = threading.Barrier(6)
+    ids: list[int] = []
+
+    def ask_at_once(priority: str) -> None:
+        barrier.wait()
+        with app.extensions["ivr.sessions"]() as session:
+            ids.append(request_callback(session, ask("+4915100000009", priority,
+                                                     timedelta(hours=1)), RANK).id)
+            session.commit()
+
+    threads = [threading.Thread(target=ask_at_once, args=(p,))
+               for p in ("P3", "P2", "P3", "P1", "P3", "P4")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1
+    with app.extensions["ivr.sessions"]() as session:
+        request = session.scalars(select(CallbackRequest)).one()
+        assert (request.contacts, request.priority) == (6, "P1")
