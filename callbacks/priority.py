@@ -1,0 +1,372 @@
+"""Callback priorities: SLA levels, their due times, and how a request's priority is decided.
+
+Callbacks are served earliest due time first, so an old P4 overtakes a fresh P1 once its
+deadline is earlier: aging comes from the due times, not from bumping priorities later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from routing.errors import FlowError, FlowInvalid
+from routing.hours import BusinessHours
+from routing.loader import LocatedTree, compose_tree
+from routing.validator import did_you_mean
+
+MAX_POLICY_BYTES = 64 * 1024
+MAX_REPEAT_LEVELS = 2
+"""Repeat calls raise a priority by at most this many levels in total."""
+DEFAULT_BUSINESS_DAY = timedelta(hours=8)
+"""What '1d' means in a business-hours target when the file sets no 'business_day'."""
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_TOP_KEYS = ("levels", "default", "business_day", "repeat_calls", "departments")
+_LEVEL_KEYS = ("target", "business_hours")
+_REPEAT_KEYS = ("boost", "window")
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PriorityLevel:
+    """One priority: its SLA target and whether that target counts only open business time."""
+
+    name: str
+    target: timedelta
+    business_hours: bool
+
+
+@dataclass(frozen=True)
+class PriorityPolicy:
+    """The priority levels, most urgent first, and the rules that raise a request's level."""
+
+    levels: tuple[PriorityLevel, ...]
+    default: str
+    repeat_call_boost: int = 1
+    repeat_window: timedelta = timedelta(hours=24)
+    department_priorities: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [level.name for level in self.levels]
+        if not names:
+            raise ValueError("a priority policy needs at least one level")
+        if len(set(names)) != len(names):
+            raise ValueError(f"priority levels are listed twice: {', '.join(names)}")
+        self.level(self.default)
+        for department, name in self.department_priorities.items():
+            if name not in names:
+                raise ValueError(f"department '{department}' has unknown priority '{name}'")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The level names, most urgent first."""
+        return tuple(level.name for level in self.levels)
+
+    def level(self, name: str) -> PriorityLevel:
+        """The level called `name`; KeyError naming the known levels otherwise."""
+        for level in self.levels:
+            if level.name == name:
+                return level
+        raise KeyError(
+            f"unknown priority '{name}'{did_you_mean(str(name), self.names)}; "
+            f"expected one of: {', '.join(self.names)}"
+        )
+
+    def rank(self, name: str) -> int:
+        """Position of `name` among the levels, 0 being the most urgent."""
+        return self.levels.index(self.level(name))
+
+    def raise_by(self, name: str, steps: int) -> str:
+        """The level `steps` more urgent than `name`, stopping at the most urgent."""
+        return self.levels[max(0, self.rank(name) - max(0, steps))].name
+
+    def most_urgent(self, *names: str | None) -> str:
+        """The most urgent of `names`, ignoring None; ValueError if none is given."""
+        given = [name for name in names if name is not None]
+        if not given:
+            raise ValueError("most_urgent needs at least one priority")
+        return min(given, key=self.rank)
+
+    def department_priority(self, department: str | None) -> str | None:
+        """The priority configured for a department (case-insensitive), if any."""
+        if not department:
+            return None
+        wanted = department.strip().casefold()
+        for name, level in self.department_priorities.items():
+            if name.casefold() == wanted:
+                return level
+        return None
+
+    def due_at(
+        self,
+        priority: str,
+        requested_at: datetime,
+        hours: BusinessHours | None,
+        not_before: datetime | None = None,
+    ) -> datetime:
+        """When a callback of `priority` requested at `requested_at` must be made (its SLA)."""
+        level = self.level(priority)
+        if level.business_hours and hours is not None:
+            due = hours.add_business_time(requested_at, level.target)
+        else:
+            due = requested_at + level.target
+        if not_before is not None and not_before > due:
+            return not_before
+        return due
+
+
+def priority_for(
+    policy: PriorityPolicy,
+    *,
+    menu_priority: str | None,
+    keyword_priority: str | None,
+    vip: bool,
+    department_priority: str | None,
+    repeat_calls: int,
+    outage: bool,
+) -> tuple[str, tuple[str, ...]]:
+    """A request's priority and the reasons for it, in the order the rules applied.
+
+    `repeat_calls` counts this caller's calls within the policy's repeat window, this one
+    included (1 = first call). The second call is not raised (callers often ring again right
+    after leaving a message); from the third on each call raises by the policy's boost.
+    """
+    reasons: list[str] = []
+    sources = (
+        ("menu", menu_priority),
+        ("keywords", keyword_priority),
+        ("department", department_priority),
+    )
+    found: list[str] = []
+    for source, name in sources:
+        if name is None:
+            continue
+        if name not in policy.names:
+            reasons.append(f"{source} priority '{name}' is not a level: ignored")
+            continue
+        reasons.append(f"{source}: {name}")
+        found.append(name)
+    if found:
+        priority = policy.most_urgent(*found)
+    else:
+        priority = policy.default
+        reasons.append(f"default: {priority}")
+    if vip:
+        raised = policy.raise_by(priority, 1)
+        verb = "raised to" if raised != priority else "already"
+        reasons.append(f"VIP caller: {verb} {raised}")
+        priority = raised
+    steps = min(MAX_REPEAT_LEVELS, max(0, repeat_calls - 2) * policy.repeat_call_boost)
+    if steps:
+        raised = policy.raise_by(priority, steps)
+        heading = f"{_ordinal(repeat_calls)} call in {_span(policy.repeat_window)}"
+        reasons.append(
+            f"{heading}: raised {_levels(policy.rank(priority) - policy.rank(raised))}"
+            if raised != priority
+            else f"{heading}: already {raised}"
+        )
+        priority = raised
+    if outage:
+        priority = policy.levels[0].name
+        reasons.append(f"outage reported: {priority}")
+    return priority, tuple(reasons)
+
+
+# --- reading flows/priorities.yaml ------------------------------------------------------
+
+
+def load_policy(path: str | os.PathLike[str]) -> PriorityPolicy:
+    """Read a priorities YAML file; FlowInvalid with every problem at file:line:column."""
+    filename = os.fspath(path)
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise FlowInvalid([FlowError(filename, 1, 1, f"cannot read the file: {exc}")]) from exc
+    if len(raw) > MAX_POLICY_BYTES:
+        message = f"the file is larger than {MAX_POLICY_BYTES // 1024} KiB"
+        raise FlowInvalid([FlowError(filename, 1, 1, message)])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FlowInvalid([FlowError(filename, 1, 1, "the file is not valid UTF-8")]) from None
+    return parse_policy(text, filename)
+
+
+def parse_policy(text: str, filename: str) -> PriorityPolicy:
+    """A priority policy from YAML `text`; FlowInvalid naming `filename`:line:column."""
+    if not text.strip():
+        raise FlowInvalid([FlowError(filename, 1, 1, "the priorities file is empty")])
+    return _PolicyReader(compose_tree(text, filename), filename).policy()
+
+
+def parse_duration(text: Any, *, day: timedelta = timedelta(days=1)) -> timedelta:
+    """A duration such as '15m', '4h', '1h30m' or '1d' ('d' is `day` long); ValueError if not."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"'{text}' is not a duration such as 15m, 4h, 1h30m or 1d")
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    return days * day + timedelta(hours=hours, minutes=minutes)
+
+
+class _PolicyReader:
+    """Checks the located plain data of a priorities file and builds the policy."""
+
+    def __init__(self, tree: LocatedTree, filename: str) -> None:
+        self.tree = tree
+        self.filename = filename
+        self.errors: list[FlowError] = []
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        line, column = self.tree.locate_key(path) if at_key else self.tree.locate(path)
+        self.errors.append(FlowError(self.filename, line, column, message))
+
+    def policy(self) -> PriorityPolicy:
+        data = self.tree.data
+        if not isinstance(data, dict):
+            self.error((), "the priorities file must be a mapping with 'levels' and 'default'")
+            raise FlowInvalid(self.errors)
+        self.unknown_keys(data, (), _TOP_KEYS, "at the top level")
+        business_day = self.business_day(data)
+        levels = self.levels(data, business_day)
+        # names with a bad target still count, so one typo does not cascade into more errors
+        declared = data.get("levels")
+        names = [str(name) for name in declared] if isinstance(declared, dict) else []
+        default = data.get("default")
+        if default is None:
+            self.error((), "missing 'default': the level of a request nothing else ranks")
+        elif names and default not in names:
+            self.unknown_level(("default",), default, names)
+        boost, window = self.repeat_calls(data)
+        departments = self.departments(data, names)
+        if self.errors:
+            raise FlowInvalid(self.errors)
+        return PriorityPolicy(tuple(levels), str(default), boost, window, departments)
+
+    def unknown_keys(self, data: dict[str, Any], path: Path, allowed: tuple[str, ...],
+                     where: str) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"; expected one of: {', '.join(allowed)}"
+                self.error((*path, key), f"unknown key '{key}' {where}{hint}", at_key=True)
+
+    def unknown_level(self, path: Path, name: Any, names: list[str]) -> None:
+        self.error(path, f"unknown priority '{name}'{did_you_mean(str(name), names)}; "
+                   f"expected one of: {', '.join(names)}")
+
+    def duration(self, path: Path, value: Any, *, day: timedelta = timedelta(days=1)
+                 ) -> timedelta | None:
+        try:
+            result = parse_duration(value, day=day)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return None
+        if not result:
+            self.error(path, f"'{value}' is zero; a duration must be longer than that")
+            return None
+        return result
+
+    def business_day(self, data: dict[str, Any]) -> timedelta:
+        if "business_day" not in data:
+            return DEFAULT_BUSINESS_DAY
+        value = data["business_day"]
+        if isinstance(value, str) and "d" in value:
+            self.error(("business_day",), "business_day is counted in hours, e.g. 10h")
+            return DEFAULT_BUSINESS_DAY
+        found = self.duration(("business_day",), value)
+        if found is not None and found > timedelta(days=1):
+            self.error(("business_day",), f"business_day '{value}' is longer than a day")
+            return DEFAULT_BUSINESS_DAY
+        return found or DEFAULT_BUSINESS_DAY
+
+    def levels(self, data: dict[str, Any], business_day: timedelta) -> list[PriorityLevel]:
+        value = data.get("levels")
+        if not isinstance(value, dict) or not value:
+            self.error(("levels",) if "levels" in data else (),
+                       "levels must map each priority, most urgent first, to its target, "
+                       "e.g. {P1: {target: 15m, business_hours: false}, P2: {target: 1h}}")
+            return []
+        levels: list[PriorityLevel] = []
+        for name, spec in value.items():
+            path: Path = ("levels", name)
+            if not isinstance(spec, dict):
+                self.error(path, f"level '{name}' must be a mapping with 'target' and "
+                           "optionally 'business_hours'")
+                continue
+            self.unknown_keys(spec, path, _LEVEL_KEYS, f"in level '{name}'")
+            in_business = spec.get("business_hours", True)
+            if not isinstance(in_business, bool):
+                self.error((*path, "business_hours"), "business_hours must be true or false "
+                           f"(got {in_business!r})")
+                in_business = True
+            if "target" not in spec:
+                self.error(path, f"level '{name}' is missing 'target', e.g. 4h", at_key=True)
+                continue
+            day = business_day if in_business else timedelta(days=1)
+            target = self.duration((*path, "target"), spec["target"], day=day)
+            if target is not None:
+                levels.append(PriorityLevel(str(name), target, in_business))
+        return levels
+
+    def repeat_calls(self, data: dict[str, Any]) -> tuple[int, timedelta]:
+        boost, window = 1, timedelta(hours=24)
+        value = data.get("repeat_calls")
+        if value is None:
+            return boost, window
+        if not isinstance(value, dict):
+            self.error(("repeat_calls",), "repeat_calls must be a mapping with 'boost' and "
+                       "'window', e.g. {boost: 1, window: 24h}")
+            return boost, window
+        self.unknown_keys(value, ("repeat_calls",), _REPEAT_KEYS, "in repeat_calls")
+        given = value.get("boost", boost)
+        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+            self.error(("repeat_calls", "boost"), "boost must be a whole number of levels "
+                       f"(0 turns it off), got {given!r}")
+        else:
+            boost = given
+        if "window" in value:
+            window = self.duration(("repeat_calls", "window"), value["window"]) or window
+        return boost, window
+
+    def departments(self, data: dict[str, Any], names: list[str]) -> dict[str, str]:
+        value = data.get("departments")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(("departments",), "departments must map a department to a priority, "
+                       "e.g. {Finance: P2}")
+            return {}
+        found: dict[str, str] = {}
+        for department, level in value.items():
+            if names and level not in names:
+                self.unknown_level(("departments", department), level, names)
+            else:
+                found[str(department)] = str(level)
+        return found
+
+
+def _ordinal(number: int) -> str:
+    """'1st', '2nd', '3rd', '11th', '22nd'."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _span(duration: timedelta) -> str:
+    """A window for people: '24 h', '30 min', '2 d'."""
+    minutes = int(duration.total_seconds() // 60)
+    if minutes % (24 * 60) == 0 and minutes >= 48 * 60:
+        return f"{minutes // (24 * 60)} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
+def _levels(count: int) -> str:
+    return {1: "one level", 2: "two levels"}.get(count, f"{count} levels")
