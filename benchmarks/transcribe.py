@@ -395,6 +395,7 @@ class SixtySeconds:
     raw_cpu: float = 0.0
     horses_cpu: float | None = None
     worker_rss_after: float = 0.0
+    warm_wall_seconds: float | None = None
     note: str = ""
 
 
@@ -653,6 +654,28 @@ def sixty_second_voicemail(db_url: str, standin: StandinServer, redis: RedisServ
                 found = re.search(r"audio in ([0-9.]+) s", detail)
                 if found:
                     result.in_job_decode = float(found.group(1))
+            # A long-running worker: the second 60 s voicemail finds Vosk's recogniser warm.
+            warm_sid = recording_sid(n + 1)
+            standin.put_recording(warm_sid, audio.wav)
+            warm_phone = Phone(app.test_client(), call_sid="CA" + f"{n + 1:032x}",
+                               caller=MOBILE_CALLER)
+            warm_record = warm_phone.dial_in().find("Record")
+            if warm_record is not None:
+                warm_params = dict(params, RecordingSid=warm_sid,
+                                   RecordingUrl=standin.recording_url(warm_sid))
+                clock = time.perf_counter()
+                warm_phone.post(warm_record.attrib["recordingStatusCallback"], **warm_params)
+                warm_query = (select(Ticket.transcription)
+                              .join(Voicemail, Ticket.voicemail_id == Voicemail.id)
+                              .where(Voicemail.recording_sid == warm_sid))
+                deadline = time.monotonic() + TICKET_DONE_SECONDS
+                while time.monotonic() < deadline:
+                    with sessions() as session:
+                        if session.scalar(warm_query) == "done":
+                            result.warm_wall_seconds = time.perf_counter() - clock
+                            break
+                    time.sleep(POLL_SECONDS)
+                progress(f"second 60 s voicemail: {result.warm_wall_seconds} s")
             result.worker_rss_after = rss_mib(process.pid)
             result.worker_loads_logged = log.read_text(errors="replace").count(
                 "speech model 'ko' loaded")
@@ -865,15 +888,18 @@ def main(argv: list[str] | None = None) -> int:
         ["  CPU of the work horses (SMS + voicemail, from cutime)", opt(s.horses_cpu)],
         ["raw Vosk decode of the same 60 s, this process",
          f"{s.raw_decode:.2f} s (CPU {s.raw_cpu:.2f} s)"],
-        ["webhook -> ticket transcription 'done' (wall)",
+        ["webhook -> ticket transcription 'done' (wall), first job of the worker",
          f"{s.wall_seconds:.2f} s" + ("" if s.done else f" ({s.note})")],
+        ["the same for its second 60 s voicemail (recogniser warm)", opt(s.warm_wall_seconds)],
         ["model loads seen by the job (rq return value)", str(s.model_loads)],
         ["job pid / worker pid", f"{s.job_pid} / {s.worker_pid}"],
         ["'model loaded' lines in the worker log", str(s.worker_loads_logged)],
     ]
     out.append(table(["what", "value"], three))
-    out.append(f"  Goal: 60 s voicemail a ticket within 15 s with one worker: "
-               f"{s.wall_seconds:.2f} s -> {met(s.done and s.wall_seconds <= SIXTY_GOAL_SECONDS)}")
+    out.append(f"  Goal: 60 s voicemail a ticket within 15 s with one worker: first job "
+               f"{s.wall_seconds:.2f} s -> {met(s.done and s.wall_seconds <= SIXTY_GOAL_SECONDS)}"
+               f"; warm worker {opt(s.warm_wall_seconds)} -> "
+               f"{met(s.warm_wall_seconds is not None and s.warm_wall_seconds <= 15)}")
     inherited = s.model_loads == 1 and s.worker_loads_logged == 1
     out.append(f"  Model load inside the job: "
                f"{'none (model_loads = 1, inherited from the preload)' if inherited else 'YES'}"

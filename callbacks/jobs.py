@@ -113,7 +113,7 @@ def transcribe_recording(audio: bytes, language: str, category_hint: str | None,
         model = runtime.models().load(language)
     except ModelMissing as missing:
         return without_speech("no_model", f"{notes} {missing}".strip(), "no speech model")
-    transcript = transcribe(decoded, model, language=language)
+    transcript = transcribe(decoded, model, language=language, threads=settings.speech_threads)
     if not transcript.text:
         return without_speech("no_speech", notes or "No words were recognised.", "no words")
     found = rules.classify(transcript.text, language, menu_category=category_hint,

@@ -21,6 +21,7 @@ class Settings:
     keywords_file: str = "flows/keywords.yaml"
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
+    speech_threads: int = 1
     reconcile_seconds: int = 60
     heartbeat_seconds: int = 30
 
@@ -39,6 +40,7 @@ class Settings:
             keywords_file=config.get("KEYWORDS_FILE", "flows/keywords.yaml"),
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
+            speech_threads=int(config.get("SPEECH_THREADS", 1)),
             reconcile_seconds=int(config.get("RECONCILE_SECONDS", 60)),
             heartbeat_seconds=int(config.get("HEARTBEAT_SECONDS", 30)),
         )

@@ -13,9 +13,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from vosk import KaldiRecognizer
 
 from speech.audio import DecodedAudio
@@ -53,20 +55,33 @@ class Transcript:
         return not self.text
 
 
-def transcribe(audio: DecodedAudio, model: Any, *, language: str) -> Transcript:
-    """Recognise `audio` with a loaded vosk.Model; silent audio gives an empty transcript."""
+PARALLEL_MIN_SECONDS = 20.0
+"""Recordings at least this long are cut at pauses and decoded on several cores at once."""
+
+SPLIT_SEARCH_SECONDS = 2.0
+"""How far from an even split point to look for the quietest moment to cut at."""
+
+
+def transcribe(audio: DecodedAudio, model: Any, *, language: str,
+               threads: int = 1) -> Transcript:
+    """Recognise `audio` with a loaded vosk.Model; silent audio gives an empty transcript.
+
+    With `threads` > 1, recordings of PARALLEL_MIN_SECONDS or more are cut at their quietest
+    moments near even split points and the parts decoded at once (Vosk releases the GIL):
+    faster on several cores, but each part starts its speaker adaptation afresh, which costs
+    a few points of accuracy (measured on the Korean clips: CER 0.22 instead of 0.17).
+    """
     if audio.is_silent or not audio.pcm16:
         return Transcript("", (), 0.0, language, audio.duration_seconds, 0.0, 0.0)
     started = time.perf_counter()
-    step = max(2, int(audio.sample_rate * CHUNK_SECONDS) * 2)
-    pcm = memoryview(audio.pcm16)
-    results: list[str] = []
-    with _recognizer(model, audio.sample_rate, len(pcm) // 2) as (recognizer, earlier):
-        for offset in range(0, len(pcm), step):
-            if recognizer.AcceptWaveform(bytes(pcm[offset : offset + step])):
-                results.append(recognizer.Result())
-        results.append(recognizer.FinalResult())
-    words = tuple(word for result in results for word in _words(result, earlier))
+    parts = split_points(audio, threads)
+    spans = list(zip(parts, [*parts[1:], len(audio.pcm16) // 2], strict=True))
+    if len(spans) == 1:
+        words = _decode(audio, model, *spans[0])
+    else:
+        with ThreadPoolExecutor(len(spans), thread_name_prefix="vosk") as pool:
+            decoded = list(pool.map(lambda span: _decode(audio, model, *span), spans))
+        words = tuple(word for part in decoded for word in part)
     seconds = time.perf_counter() - started
     return Transcript(
         text=clean_text(word.text for word in words),
@@ -77,6 +92,38 @@ def transcribe(audio: DecodedAudio, model: Any, *, language: str) -> Transcript:
         decode_seconds=round(seconds, 3),
         realtime_factor=round(seconds / audio.duration_seconds, 3),
     )
+
+
+def split_points(audio: DecodedAudio, parts: int) -> list[int]:
+    """Sample offsets where the parts of a long recording start: the first is 0, the others
+    the quietest 20 ms within SPLIT_SEARCH_SECONDS of an even split, so no word is cut."""
+    samples = len(audio.pcm16) // 2
+    if parts < 2 or samples < PARALLEL_MIN_SECONDS * audio.sample_rate:
+        return [0]
+    frame = max(1, audio.sample_rate // 50)
+    pcm = np.frombuffer(audio.pcm16, dtype="<i2")[: samples - samples % frame]
+    energy = np.square(pcm.reshape(-1, frame).astype(np.float64)).mean(axis=1)
+    reach = int(SPLIT_SEARCH_SECONDS * audio.sample_rate) // frame
+    starts = [0]
+    for k in range(1, parts):
+        middle = len(energy) * k // parts
+        low, high = max(1, middle - reach), min(len(energy) - 1, middle + reach)
+        starts.append(int(low + np.argmin(energy[low:high])) * frame)
+    return sorted(set(starts))
+
+
+def _decode(audio: DecodedAudio, model: Any, first: int, last: int) -> tuple[Word, ...]:
+    """The words of samples [first, last), timed from the start of the whole recording."""
+    step = max(2, int(audio.sample_rate * CHUNK_SECONDS) * 2)
+    pcm = memoryview(audio.pcm16)[first * 2 : last * 2]
+    results: list[str] = []
+    with _recognizer(model, audio.sample_rate, last - first) as (recognizer, earlier):
+        for offset in range(0, len(pcm), step):
+            if recognizer.AcceptWaveform(bytes(pcm[offset : offset + step])):
+                results.append(recognizer.Result())
+        results.append(recognizer.FinalResult())
+    shift = earlier - first / audio.sample_rate
+    return tuple(word for result in results for word in _words(result, shift))
 
 
 RECOGNIZER_USES = 200

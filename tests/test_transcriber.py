@@ -131,3 +131,21 @@ def test_a_recording_without_speech_but_with_sound_gives_few_words(ko_model: Any
     transcript = transcribe(audio, ko_model, language="ko")
     assert len(transcript.words) <= 2
     assert transcript.audio_seconds == 2.0
+
+
+def test_a_long_recording_decoded_in_parallel_keeps_its_words_in_order(
+        ko_model: Any) -> None:
+    from speech.audio import decode_audio
+    from speech.transcriber import split_points, transcribe
+    from tests.voicemail_helpers import clips, telephone_wav
+
+    audio = decode_audio(telephone_wav(*(clip.path for clip in clips())))  # about 35 s
+    starts = split_points(audio, 2)
+    assert len(starts) == 2 and starts[0] == 0
+    middle = len(audio.pcm16) // 4
+    assert abs(starts[1] - middle) <= 2 * audio.sample_rate  # within the search reach
+    transcript = transcribe(audio, ko_model, language="ko", threads=2)
+    times = [word.start for word in transcript.words]
+    assert times == sorted(times) and 0 <= times[0] < 2
+    assert transcript.words[-1].end <= audio.duration_seconds + 0.5
+    assert split_points(audio, 1) == [0]
