@@ -879,13 +879,12 @@ def main(argv: list[str] | None = None) -> int:
 
     three = [
         ["recording-status webhook response (test client)", f"{s.webhook_seconds:.3f} s"],
-        ["webhook -> voicemail job started (queue, SMS job first, fork)", opt(s.queue_wait)],
+        ["webhook -> voicemail job started (queue, SMS job first)", opt(s.queue_wait)],
         ["  webhook -> SMS job started (urgent queue, first)", opt(s.sms_wait)],
         ["  SMS job run", opt(s.sms_job)],
         ["  SMS job ended -> voicemail job started", opt(s.between_jobs)],
-        ["voicemail job run in the work horse (rq started -> ended)", opt(s.job_run)],
+        ["voicemail job run in the worker (rq started -> ended)", opt(s.job_run)],
         ["  Vosk decode inside the job (ticket event, 0.1 s)", opt(s.in_job_decode)],
-        ["  CPU of the work horses (SMS + voicemail, from cutime)", opt(s.horses_cpu)],
         ["raw Vosk decode of the same 60 s, this process",
          f"{s.raw_decode:.2f} s (CPU {s.raw_cpu:.2f} s)"],
         ["webhook -> ticket transcription 'done' (wall), first job of the worker",
