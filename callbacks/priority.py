@@ -15,7 +15,7 @@ from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.hours import BusinessHours
-from routing.loader import LocatedTree, compose_tree
+from routing.loader import LocatedReader, compose_tree
 from routing.validator import did_you_mean
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -214,17 +214,8 @@ def parse_duration(text: Any, *, day: timedelta = timedelta(days=1)) -> timedelt
     return days * day + timedelta(hours=hours, minutes=minutes)
 
 
-class _PolicyReader:
+class _PolicyReader(LocatedReader):
     """Checks the located plain data of a priorities file and builds the policy."""
-
-    def __init__(self, tree: LocatedTree, filename: str) -> None:
-        self.tree = tree
-        self.filename = filename
-        self.errors: list[FlowError] = []
-
-    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
-        line, column = self.tree.locate_key(path) if at_key else self.tree.locate(path)
-        self.errors.append(FlowError(self.filename, line, column, message))
 
     def policy(self) -> PriorityPolicy:
         data = self.tree.data
@@ -247,13 +238,6 @@ class _PolicyReader:
         if self.errors:
             raise FlowInvalid(self.errors)
         return PriorityPolicy(tuple(levels), str(default), boost, window, departments)
-
-    def unknown_keys(self, data: dict[str, Any], path: Path, allowed: tuple[str, ...],
-                     where: str) -> None:
-        for key in data:
-            if key not in allowed:
-                hint = did_you_mean(str(key), allowed) or f"; expected one of: {', '.join(allowed)}"
-                self.error((*path, key), f"unknown key '{key}' {where}{hint}", at_key=True)
 
     def unknown_level(self, path: Path, name: Any, names: list[str]) -> None:
         self.error(path, f"unknown priority '{name}'{did_you_mean(str(name), names)}; "

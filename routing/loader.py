@@ -547,3 +547,26 @@ def _join(messages: list[tuple[str, str]]) -> str:
     else:
         joined = "; ".join(unique)
     return joined + messages[0][1]
+
+
+class LocatedReader:
+    """Base for checking a settings file read with `compose_tree`: every problem is collected
+    as a FlowError at the line and column of the value (or key) it is about."""
+
+    def __init__(self, tree: LocatedTree, filename: str) -> None:
+        self.tree = tree
+        self.filename = filename
+        self.errors: list[FlowError] = []
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        """Note a problem at `path` (at its key with `at_key`)."""
+        line, column = self.tree.locate_key(path) if at_key else self.tree.locate(path)
+        self.errors.append(FlowError(self.filename, line, column, message))
+
+    def unknown_keys(self, data: dict[str, Any], path: Path, allowed: typing.Sequence[str],
+                     where: str) -> None:
+        """Note every key of `data` that is not `allowed`, with a did-you-mean."""
+        for key in data:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"; expected one of: {', '.join(allowed)}"
+                self.error((*path, key), f"unknown key '{key}' {where}{hint}", at_key=True)

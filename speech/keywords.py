@@ -15,7 +15,6 @@ that is not one of the levels is ignored, and the reasons say so.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import unicodedata
@@ -24,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
-from routing.loader import LocatedTree, compose_tree
+from routing.loader import LocatedReader, compose_tree
+from routing.validator import did_you_mean
 
 MAX_RULES_BYTES = 256 * 1024
 OTHER = "other"
@@ -179,23 +179,8 @@ class KeywordRules:
         return Classification(category, priority, matched, tuple(reasons))
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{matches[0]}'?)" if matches else ""
-
-
-class _Reader:
+class _Reader(LocatedReader):
     """Checks the located plain data of a keywords file and builds the rules."""
-
-    def __init__(self, tree: LocatedTree, filename: str) -> None:
-        self.tree = tree
-        self.filename = filename
-        self.errors: list[FlowError] = []
-
-    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
-        line, column = self.tree.locate_key(path) if at_key else self.tree.locate(path)
-        self.errors.append(FlowError(self.filename, line, column, message))
 
     def rules(self) -> KeywordRules:
         data = self.tree.data
@@ -224,13 +209,6 @@ class _Reader:
             keywords={lang: tuple(kws) for lang, kws in keywords.items()},
             default_category=str(default_category),
         )
-
-    def unknown_keys(self, data: dict[str, Any], path: Path, allowed: Sequence[str],
-                     where: str) -> None:
-        for key in data:
-            if key not in allowed:
-                hint = did_you_mean(key, allowed) or f"; expected one of: {', '.join(allowed)}"
-                self.error((*path, key), f"unknown key '{key}' {where}{hint}", at_key=True)
 
     def priorities(self, data: dict[str, Any]) -> list[str]:
         value = data.get("priorities")
