@@ -39,6 +39,7 @@ class CallbackRequest(Base):
     priority: Mapped[str] = mapped_column(String(8))
     reasons: Mapped[str] = mapped_column(Text, default="")
     first_call_sid: Mapped[str] = mapped_column(String(64))
+    last_call_sid: Mapped[str] = mapped_column(String(64), default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     contacts: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -91,12 +92,16 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
         request = CallbackRequest(
             caller=ask.caller, category=ask.category, language=ask.language,
             priority=ask.priority, reasons=ask.reasons, first_call_sid=ask.call_sid,
+            last_call_sid=ask.call_sid,
             ticket_id=ask.ticket_id, contacts=1, status="pending",
             first_contact_at=utcnow(), due_at=ask.due_at, available_at=ask.available_at,
         )
         session.add(request)
         session.flush()
         return request
+    if existing.last_call_sid == ask.call_sid:
+        return existing  # Twilio delivered the same call's webhook again
+    existing.last_call_sid = ask.call_sid
     existing.contacts += 1
     if rank.get(ask.priority, 99) < rank.get(existing.priority, 99):
         existing.priority = ask.priority

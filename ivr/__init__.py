@@ -22,12 +22,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db.init_app(app)
     signature.init_app(app)
+    _load_callback_rules(app)
     app.register_blueprint(voice.bp)
     _warm_flow_cache(app)
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # garbage collector's full scans, which would otherwise stall a call step now and then.
     gc.freeze()
     return app
+
+
+def _load_callback_rules(app: Flask) -> None:
+    """Priority levels and SLA targets, and the caller directory, read once at start-up."""
+    from callbacks.directory import load_directory
+    from callbacks.priority import load_policy
+
+    app.extensions["ivr.priorities"] = load_policy(app.config["PRIORITIES_FILE"])
+    app.extensions["ivr.directory"] = load_directory(app.config["DIRECTORY_FILE"])
 
 
 def _warm_flow_cache(app: Flask) -> None:

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "MODELS_DIR": "",
     "SPEECH_MODELS": {},
     "KEYWORDS_FILE": "",
+    "PRIORITIES_FILE": "",
+    "DIRECTORY_FILE": "",
     "DELETE_RECORDINGS": False,
     "MAX_VOICEMAIL_SECONDS": 600,
     "SPEECH_THREADS": 1,
@@ -60,8 +62,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     app.config["DATABASE_URL"] = _sqlalchemy_url(app.config["DATABASE_URL"])
     if not app.config["MODELS_DIR"]:
         app.config["MODELS_DIR"] = str(Path(app.instance_path) / "models")
-    if not app.config["KEYWORDS_FILE"]:
-        app.config["KEYWORDS_FILE"] = str(ROOT / "flows" / "keywords.yaml")
+    for key, name in (("KEYWORDS_FILE", "keywords.yaml"), ("PRIORITIES_FILE", "priorities.yaml"),
+                      ("DIRECTORY_FILE", "directory.csv")):
+        if not app.config[key]:
+            app.config[key] = str(ROOT / "flows" / name)
     check_config(app.config)
 
 

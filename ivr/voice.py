@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
+from callbacks.callback_intake import CallbackWish, ask_for_callback
 from callbacks.calllog import StepRecord, record_status
 from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
@@ -117,9 +118,26 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     )
     for step in turn.steps:
         if isinstance(step, RequestCallback):
-            log.info("callback requested at node %s (priority %s)", step.node, step.priority)
+            _queue_callback(step, state.version_id, call_sid)
     compiled = _compiled(state.version_id)
     return twiml_response(render_xml(turn.steps, compiled.flow, state.version_id, state.seq + 1))
+
+
+def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> None:
+    """Put the caller in the callback queue (committed before the caller hears it confirmed)."""
+    hours = next(iter(_compiled(version_id).calendars.values()), None)
+    session = get_session()
+    wish = CallbackWish(caller=request.form.get("From", ""), call_sid=call_sid,
+                        language=step.language, category=step.category,
+                        menu_priority=step.priority)
+    queued = ask_for_callback(session, wish, current_app.extensions["ivr.priorities"],
+                              current_app.extensions["ivr.directory"], hours, now())
+    session.commit()
+    if queued is None:
+        log.warning("callback asked at node %s, but the caller id cannot be called back",
+                    step.node)
+    else:
+        log.info("callback %s queued at node %s as %s", queued.id, step.node, queued.priority)
 
 
 @bp.post("")

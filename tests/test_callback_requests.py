@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
@@ -23,7 +24,7 @@ NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 def ask(caller: str, priority: str, due_in: timedelta, *, category: str = "network",
         available_in: timedelta = timedelta(0), asked: datetime = NOW) -> CallbackAsk:
     return CallbackAsk(caller=caller, category=category, language="en", priority=priority,
-                       reasons=f"menu: {priority}", call_sid="CA" + caller[-6:].zfill(32),
+                       reasons=f"menu: {priority}", call_sid="CA" + uuid.uuid4().hex,
                        due_at=asked + due_in, available_at=asked + available_in)
 
 
@@ -148,3 +149,12 @@ def test_simultaneous_requests_of_one_caller_make_one_request(app: Flask) -> Non
     with app.extensions["ivr.sessions"]() as session:
         request = session.scalars(select(CallbackRequest)).one()
         assert (request.contacts, request.priority) == (6, "P1")
+
+
+def test_the_same_call_delivered_twice_counts_once(app: Flask) -> None:
+    once = ask("+4915100000010", "P3", timedelta(hours=4))
+    first, again = add(app, once, once)
+    assert first == again
+    with app.extensions["ivr.sessions"]() as session:
+        request = session.get(CallbackRequest, first)
+        assert request is not None and request.contacts == 1

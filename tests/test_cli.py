@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import select
 
+from callbacks.callback_requests import CallbackRequest
 from ivr import create_app
 from ivr.cli import main
 from ivr.config import ConfigError
 from tests.conftest import AUTH_TOKEN, DEMO_FLOW, PUBLIC_BASE_URL
-from tests.test_voice import FLOW, Phone, said
+from tests.test_voice import FLOW, OPEN, Phone, said
 
 BROKEN = FLOW.replace("next: lang", "next: lnag").replace(
     'hours: {mon-fri: "08:00-18:00"}', 'hours: {mon-fri: "08:00-25:00"}')
@@ -79,16 +81,23 @@ def test_schema_is_json_schema_for_editors(runner: FlaskCliRunner) -> None:
 def test_the_embedded_sqlite_default_migrates_and_answers_calls(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ivr.sqlite3'}"
     app = create_app({"DATABASE_URL": url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                      "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
+                      "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "CALL_LOG_FLUSH_SECONDS": 0,
+                      "CLOCK": lambda: OPEN})
     runner = app.test_cli_runner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     published = runner.invoke(main, ["flows", "publish", str(DEMO_FLOW)])
     assert published.exit_code == 0, published.output
-    phone = Phone(app.test_client())
-    twiml = phone.dial_in()
-    assert said(twiml), "the demo flow greets the caller"
-    phone.press("1")
-    assert phone.twiml is not None and phone.twiml.tag == "Response"
+    for attempt in range(2):  # the second call joins the first one's callback request
+        phone = Phone(app.test_client(), call_sid=f"CA{attempt:032d}")
+        twiml = phone.dial_in()
+        assert said(twiml), "the demo flow greets the caller"
+        phone.press("1")  # English
+        phone.press("1")  # password or locked account
+        assert phone.twiml is not None and "callback, press 3" in " ".join(said(phone.twiml))
+        phone.press("3")  # a callback
+    with app.extensions["ivr.sessions"]() as session:
+        request = session.scalars(select(CallbackRequest)).one()
+        assert (request.category, request.priority, request.contacts) == ("password", "P2", 2)
     app.extensions["ivr.engine"].dispose()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.voicemail import Voicemail
 from tests.conftest import PUBLIC_BASE_URL, app_config, empty_tables, publish, sign, twilio_post
@@ -421,11 +422,25 @@ def test_a_callback_request_is_confirmed_and_logged(open_app: Flask) -> None:
     phone = Phone(open_app.test_client())
     phone.dial_in()
     phone.press("1")
+    menu_action = phone.gather_action()
     twiml = phone.press("3")
     assert said(twiml) == ["We will call you back.", "Goodbye."]
+    phone.post(menu_action, Digits="3")  # Twilio again: still one request, one contact
     with open_app.extensions["ivr.sessions"]() as session:
         call = session.scalar(select(Call))
-        assert call is not None and call.outcome in ("callback", "hangup")
+        assert call is not None and call.outcome == "callback"
+        request = session.scalars(select(CallbackRequest)).one()
+        assert (request.caller, request.priority, request.contacts) == (CALLER, "P2", 1)
+        assert request.due_at == OPEN + timedelta(hours=1)  # P2: one hour, desk open
+        assert "menu: P2" in request.reasons
+
+
+def test_a_withheld_number_cannot_be_queued_for_a_callback(open_app: Flask) -> None:
+    phone = Phone(open_app.test_client(), caller="anonymous")
+    phone.dial_in()
+    phone.press("1")
+    assert said(phone.press("3"))[0] == "We will call you back."
+    assert count(open_app, CallbackRequest) == 0
 
 
 @pytest.mark.parametrize(

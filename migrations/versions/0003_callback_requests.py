@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('priority', sa.String(length=8), nullable=False),
     sa.Column('reasons', sa.Text(), nullable=False),
     sa.Column('first_call_sid', sa.String(length=64), nullable=False),
+    sa.Column('last_call_sid', sa.String(length=64), nullable=False, server_default=''),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('contacts', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
