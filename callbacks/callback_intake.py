@@ -33,6 +33,7 @@ class CallbackWish:
     category: str | None
     menu_priority: str | None
     ticket_id: int | None = None
+    keyword_priority: str | None = None
 
 
 def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolicy,
@@ -56,7 +57,7 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
     priority, reasons = priority_for(
         policy,
         menu_priority=wish.menu_priority,
-        keyword_priority=None,
+        keyword_priority=wish.keyword_priority,
         vip=bool(employee and employee.vip),
         department_priority=policy.department_priority(employee.department if employee
                                                        else None),

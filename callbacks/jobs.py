@@ -12,10 +12,13 @@ import os
 from dataclasses import asdict
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callbacks import runtime
+from callbacks.callback_intake import CallbackWish, ask_for_callback
 from callbacks.calllog import Call
 from callbacks.db import utcnow
+from callbacks.flowstore import compiled_version
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.telephony import (
     RecordingRefused,
@@ -77,6 +80,8 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
         voicemail.state = "done"
         voicemail.last_error = None
         ticket_id = ticket.id
+        if voicemail.wants_callback:
+            _queue_callback(session, voicemail, ticket, result.priority)
         session.commit()
 
     if runtime.settings().delete_recordings:
@@ -160,6 +165,24 @@ def send_ticket_sms(ticket_id: int) -> str | None:
         add_event(session, ticket, "sms_sent", f"ticket number sent ({language})")
         session.commit()
     return sid
+
+
+def _queue_callback(session: Session, voicemail: Voicemail, ticket: Ticket,
+                    keyword_priority: str) -> None:
+    """The flow asked for a callback after this voicemail: queue it, tied to the ticket."""
+    hours = None
+    if voicemail.flow_version_id is not None:
+        compiled = compiled_version(session, voicemail.flow_version_id)
+        hours = next(iter(compiled.calendars.values()), None)
+    wish = CallbackWish(caller=ticket.caller, call_sid=voicemail.call_sid,
+                        language=voicemail.language, category=ticket.category,
+                        menu_priority=voicemail.priority_hint, ticket_id=ticket.id,
+                        keyword_priority=keyword_priority)
+    queued = ask_for_callback(session, wish, runtime.priority_policy(), runtime.directory(),
+                              hours, utcnow())
+    add_event(session, ticket, "callback_queued" if queued else "callback_impossible",
+              f"{queued.priority}, due {queued.due_at:%Y-%m-%d %H:%M} UTC" if queued
+              else "the caller's number cannot be called back")
 
 
 def _recording_bytes(voicemail_id: int, recording_url: str) -> bytes:

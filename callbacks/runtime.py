@@ -19,6 +19,8 @@ from callbacks.queues import redis_connection
 from callbacks.settings import Settings
 
 if TYPE_CHECKING:
+    from callbacks.directory import Directory
+    from callbacks.priority import PriorityPolicy
     from speech.keywords import KeywordRules
     from speech.models import ModelRegistry
 
@@ -34,13 +36,16 @@ _sessions: sessionmaker[Session] | None = None
 _engine_pid = 0
 _models: ModelRegistry | None = None
 _rules: KeywordRules | None = None
+_policy: PriorityPolicy | None = None
+_directory: Directory | None = None
 
 
 def configure(settings: Settings) -> None:
     """Set the settings jobs use in this process (and forget what was built from old ones;
     loaded speech models stay when the model settings did not change)."""
-    global _settings, _engine, _sessions, _models, _rules
+    global _settings, _engine, _sessions, _models, _rules, _policy, _directory
     with _lock:
+        _policy = _directory = None
         old, _settings = _settings, settings
         if _engine is not None:
             _engine.dispose()
@@ -90,6 +95,28 @@ def models() -> ModelRegistry:
         if _models is None:
             _models = ModelRegistry(model_paths(settings().speech_models, settings().models_dir))
         return _models
+
+
+def priority_policy() -> PriorityPolicy:
+    """The callback priority levels and SLA targets."""
+    global _policy
+    from callbacks.priority import load_policy
+
+    with _lock:
+        if _policy is None:
+            _policy = load_policy(settings().priorities_file)
+        return _policy
+
+
+def directory() -> Directory:
+    """The caller directory."""
+    global _directory
+    from callbacks.directory import load_directory
+
+    with _lock:
+        if _directory is None:
+            _directory = load_directory(settings().directory_file)
+        return _directory
 
 
 def keyword_rules() -> KeywordRules:

@@ -19,6 +19,8 @@ class Settings:
     speech_models: dict[str, str] = field(default_factory=dict)
     models_dir: str = "instance/models"
     keywords_file: str = "flows/keywords.yaml"
+    priorities_file: str = "flows/priorities.yaml"
+    directory_file: str = "flows/directory.csv"
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
     speech_threads: int = 1
@@ -38,6 +40,8 @@ class Settings:
             speech_models=dict(config.get("SPEECH_MODELS") or {}),
             models_dir=config.get("MODELS_DIR", "instance/models"),
             keywords_file=config.get("KEYWORDS_FILE", "flows/keywords.yaml"),
+            priorities_file=config.get("PRIORITIES_FILE", "flows/priorities.yaml"),
+            directory_file=config.get("DIRECTORY_FILE", "flows/directory.csv"),
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
             speech_threads=int(config.get("SPEECH_THREADS", 1)),

@@ -17,6 +17,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from callbacks import runtime
+from callbacks.callback_requests import CallbackRequest
 from callbacks.jobs import MAX_ATTEMPTS, RetryLater, process_voicemail
 from callbacks.queues import DEFAULT, QUEUES, URGENT
 from callbacks.reconciler import reconcile
@@ -60,6 +61,8 @@ def settings(database_url: str, redis_server: RedisServer, standin: StandinServe
         twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
         twilio_api_base_url=standin.url, max_voicemail_seconds=30,
         keywords_file=str(ROOT / "flows" / "keywords.yaml"),
+        priorities_file=str(ROOT / "flows" / "priorities.yaml"),
+        directory_file=str(ROOT / "flows" / "directory.csv"),
     )
     runtime.configure(configured)
     return configured
@@ -114,6 +117,12 @@ def test_a_voicemail_becomes_a_transcribed_ticket_and_an_sms(
     assert messages[0].to == MOBILE_CALLER and ticket.number in messages[0].body
     kinds = [event.kind for event in _history(line, ticket.id)]
     assert kinds[0] == "created" and "transcribed" in kinds and "sms_sent" in kinds
+    assert "callback_queued" in kinds  # the flow's voicemail node asks for a callback
+    with line.extensions["ivr.sessions"]() as session:
+        callback = session.scalars(select(CallbackRequest)).one()
+        assert (callback.ticket_id, callback.caller, callback.category) == (
+            ticket.id, MOBILE_CALLER, "network")
+        assert callback.status == "pending" and callback.due_at > callback.first_contact_at
     with line.extensions["ivr.sessions"]() as session:
         assert session.get(VoicemailAudio, voicemail.id) is not None
 

@@ -33,6 +33,7 @@ nodes:
     type: voicemail
     prompt: {{ko: "신호음이 울린 후 메시지를 남겨 주세요."}}
     category: network
+    callback: true
     max_length: 120
     next: bye
   bye: {{type: hangup, text: {{ko: "감사합니다."}}}}
