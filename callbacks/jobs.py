@@ -168,7 +168,7 @@ def send_ticket_sms(ticket_id: int) -> str | None:
 
 
 def _queue_callback(session: Session, voicemail: Voicemail, ticket: Ticket,
-                    keyword_priority: str) -> None:
+                    keyword_priority: str | None) -> None:
     """The flow asked for a callback after this voicemail: queue it, tied to the ticket."""
     hours = None
     if voicemail.flow_version_id is not None:
@@ -219,6 +219,8 @@ def _give_up(voicemail_id: int, error: str) -> None:
             ticket.transcription = "failed"
             ticket.audio_notes = error
             add_event(session, ticket, "transcription_failed", error)
+            if voicemail.wants_callback:  # no transcript, but nobody is forgotten
+                _queue_callback(session, voicemail, ticket, None)
         session.commit()
     log.error("voicemail %s failed for good: %s", voicemail_id, error)
 
