@@ -20,6 +20,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = CookieSessions()
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The twilio library logs every REST request's URL and headers at INFO.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     db.init_app(app)
     signature.init_app(app)
     _load_callback_rules(app)
