@@ -127,17 +127,16 @@ def claim_next_callback(session: Session, claimer: str,
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    claimed_id = session.scalar(
+    claimed = session.scalars(
         update(CallbackRequest)
         .where(CallbackRequest.id == candidate)
         .values(status="claimed", claimed_by=claimer, claimed_at=moment,
                 attempts=CallbackRequest.attempts + 1, updated_at=moment)
-        .returning(CallbackRequest.id)
-    )
+        .returning(CallbackRequest)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
     session.commit()
-    if claimed_id is None:
-        return None
-    return session.get(CallbackRequest, claimed_id, populate_existing=True)
+    return claimed
 
 
 def put_back(session: Session, request_id: int, available_at: datetime) -> None:
