@@ -55,9 +55,11 @@ def demo_command(port: int, flow_file: str) -> None:
         "Place a simulated call from another terminal:\n"
         "  .venv/bin/ivr call                      # interactive: type keys or words\n"
         "  .venv/bin/ivr call --press 1 --say vpn  # scripted: English, then say 'vpn'\n"
+        "A voicemail that becomes a ticket and an SMS (any WAV file will do):\n"
         f"  .venv/bin/ivr call --standin http://127.0.0.1:{standin_port} --from +4915112345678 \\\n"
-        "      --script 1,2,2,wav:../shared/audio/ko/zeroth_104_003_0019.wav\n"
-        "                                          # a voicemail that becomes a ticket + SMS\n"
+        "      --script 1,2,2,wav:message.wav     # office hours: English, VPN, voicemail\n"
+        "      --script 1,wav:message.wav         # after hours the line goes to voicemail\n"
+        "  curl http://127.0.0.1:5099/_standin/messages   # the SMS the line sent\n"
         "Press Ctrl-C to stop.\n"
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
