@@ -7,6 +7,7 @@ request asked for long ago overtakes a fresh urgent one once its deadline comes 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,32 +112,67 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
     return existing
 
 
+@dataclass(frozen=True)
+class ClaimedCallback:
+    """A request someone has just taken: everything needed to dial and whisper it."""
+
+    id: int
+    caller: str
+    category: str
+    language: str
+    priority: str
+    reasons: str
+    ticket_id: int | None
+    contacts: int
+    attempts: int
+    first_contact_at: datetime
+    due_at: datetime
+
+
+_CLAIMED_COLUMNS = tuple(f.name for f in dataclasses.fields(ClaimedCallback))
+
+# The claim runs on every dial, so on PostgreSQL it is one statement on an autocommit
+# connection: the row lock of FOR UPDATE SKIP LOCKED lasts exactly as long as the UPDATE.
+_PG_CLAIM = f"""
+UPDATE callback_requests
+   SET status = 'claimed', claimed_by = %(claimer)s, claimed_at = %(moment)s,
+       attempts = attempts + 1, updated_at = %(moment)s
+ WHERE id = (SELECT id FROM callback_requests
+              WHERE status = 'pending' AND available_at <= %(moment)s
+              ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING {", ".join(_CLAIMED_COLUMNS)}
+"""
+
+
 def claim_next_callback(session: Session, claimer: str,
-                        now: datetime | None = None) -> CallbackRequest | None:
+                        now: datetime | None = None) -> ClaimedCallback | None:
     """Atomically take the pending request with the earliest deadline that may be dialled now.
 
     PostgreSQL skips rows other claimers hold (FOR UPDATE SKIP LOCKED), so two agents or
-    workers never get the same caller; SQLite has a single writer.
+    workers never get the same caller; SQLite has a single writer. Call it on a fresh session.
     """
     moment = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        row = connection.exec_driver_sql(_PG_CLAIM, {"claimer": claimer, "moment": moment})
+        found = row.first()
+        return ClaimedCallback(*found) if found is not None else None
     candidate = (
         select(CallbackRequest.id)
         .where(CallbackRequest.status == "pending", CallbackRequest.available_at <= moment)
         .order_by(CallbackRequest.due_at, CallbackRequest.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    claimed = session.scalars(
+    found = session.execute(
         update(CallbackRequest)
         .where(CallbackRequest.id == candidate)
         .values(status="claimed", claimed_by=claimer, claimed_at=moment,
                 attempts=CallbackRequest.attempts + 1, updated_at=moment)
-        .returning(CallbackRequest)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*(getattr(CallbackRequest, name) for name in _CLAIMED_COLUMNS))
     ).first()
     session.commit()
-    return claimed
+    return ClaimedCallback(*found) if found is not None else None
 
 
 def put_back(session: Session, request_id: int, available_at: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from callbacks.callback_requests import CallbackRequest
+from callbacks.callback_requests import CallbackRequest, claim_next_callback
 from ivr import create_app
 from ivr.cli import main
 from ivr.config import ConfigError
@@ -98,6 +99,11 @@ def test_the_embedded_sqlite_default_migrates_and_answers_calls(tmp_path: Path) 
     with app.extensions["ivr.sessions"]() as session:
         request = session.scalars(select(CallbackRequest)).one()
         assert (request.category, request.priority, request.contacts) == ("password", "P2", 2)
+    with app.extensions["ivr.sessions"]() as session:  # SQLite: the single writer claims it
+        claimed = claim_next_callback(session, "agent-1", OPEN + timedelta(minutes=1))
+        assert claimed is not None and claimed.id == request.id and claimed.attempts == 1
+    with app.extensions["ivr.sessions"]() as session:
+        assert claim_next_callback(session, "agent-2", OPEN + timedelta(minutes=1)) is None
     app.extensions["ivr.engine"].dispose()
 
 
