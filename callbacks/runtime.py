@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis import Redis
 from sqlalchemy import Engine
@@ -35,17 +36,15 @@ _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 _engine_pid = 0
 _models: ModelRegistry | None = None
-_rules: KeywordRules | None = None
-_policy: PriorityPolicy | None = None
-_directory: Directory | None = None
+_from_files: dict[tuple[str, str], Any] = {}
+T = TypeVar("T")
 
 
 def configure(settings: Settings) -> None:
     """Set the settings jobs use in this process (and forget what was built from old ones;
     loaded speech models stay when the model settings did not change)."""
-    global _settings, _engine, _sessions, _models, _rules, _policy, _directory
+    global _settings, _engine, _sessions, _models
     with _lock:
-        _policy = _directory = None
         old, _settings = _settings, settings
         if _engine is not None:
             _engine.dispose()
@@ -54,8 +53,6 @@ def configure(settings: Settings) -> None:
             settings.speech_models, settings.models_dir)
         if not same_models:
             _models = None
-        if old is None or old.keywords_file != settings.keywords_file:
-            _rules = None
 
 
 def settings() -> Settings:
@@ -99,32 +96,31 @@ def models() -> ModelRegistry:
 
 def priority_policy() -> PriorityPolicy:
     """The callback priority levels and SLA targets."""
-    global _policy
     from callbacks.priority import load_policy
 
-    with _lock:
-        if _policy is None:
-            _policy = load_policy(settings().priorities_file)
-        return _policy
+    return _file_once("priorities_file", load_policy)
 
 
 def directory() -> Directory:
     """The caller directory."""
-    global _directory
     from callbacks.directory import load_directory
 
-    with _lock:
-        if _directory is None:
-            _directory = load_directory(settings().directory_file)
-        return _directory
+    return _file_once("directory_file", load_directory)
 
 
 def keyword_rules() -> KeywordRules:
     """The transcript keyword rules (category and priority per language)."""
-    global _rules
     from speech.keywords import KeywordRules
 
+    return _file_once("keywords_file", KeywordRules.load)
+
+
+def _file_once(setting: str, load: Callable[[str], T]) -> T:
+    """What `load` makes of the file a setting names, read once per process and file."""
+    path = getattr(settings(), setting)
     with _lock:
-        if _rules is None:
-            _rules = KeywordRules.load(settings().keywords_file)
-        return _rules
+        key = (setting, path)
+        if key not in _from_files:
+            _from_files[key] = load(path)
+        loaded: T = _from_files[key]
+        return loaded
