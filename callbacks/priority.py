@@ -15,7 +15,7 @@ from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.hours import BusinessHours
-from routing.loader import LocatedReader, compose_tree
+from routing.loader import LocatedReader, compose_tree, read_settings_file
 from routing.validator import did_you_mean
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -182,20 +182,7 @@ def priority_for(
 
 def load_policy(path: str | os.PathLike[str]) -> PriorityPolicy:
     """Read a priorities YAML file; FlowInvalid with every problem at file:line:column."""
-    filename = os.fspath(path)
-    try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise FlowInvalid([FlowError(filename, 1, 1, f"cannot read the file: {exc}")]) from exc
-    if len(raw) > MAX_POLICY_BYTES:
-        message = f"the file is larger than {MAX_POLICY_BYTES // 1024} KiB"
-        raise FlowInvalid([FlowError(filename, 1, 1, message)])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FlowInvalid([FlowError(filename, 1, 1, "the file is not valid UTF-8")]) from None
-    return parse_policy(text, filename)
+    return parse_policy(read_settings_file(path, MAX_POLICY_BYTES), os.fspath(path))
 
 
 def parse_policy(text: str, filename: str) -> PriorityPolicy:

@@ -73,18 +73,29 @@ def check_flow(text: str, filename: str) -> list[FlowError]:
 def load_flow_file(path: str | os.PathLike[str]) -> Flow:
     """Read a UTF-8 flow file and parse it; errors name the path as given."""
     filename = os.fspath(path)
-    with open(path, "rb") as stream:
-        raw = stream.read(MAX_FLOW_BYTES + 1)
-    if len(raw) > MAX_FLOW_BYTES:
-        raise FlowInvalid([_too_large(filename)])
+    return parse_flow(read_settings_file(path, MAX_FLOW_BYTES, _too_large(filename)), filename)
+
+
+def read_settings_file(path: str | os.PathLike[str], max_bytes: int,
+                       too_large: FlowError | None = None) -> str:
+    """The UTF-8 text of a flow or settings file, at most `max_bytes`; FlowInvalid, located
+    where it can be, when it is unreadable, too large or not UTF-8."""
+    filename = os.fspath(path)
     try:
-        text = raw.decode("utf-8-sig")
+        with open(path, "rb") as stream:
+            raw = stream.read(max_bytes + 1)
+    except OSError as exc:
+        raise FlowInvalid([FlowError(filename, 1, 1, f"cannot read the file: {exc}")]) from exc
+    if len(raw) > max_bytes:
+        raise FlowInvalid([too_large or FlowError(
+            filename, 1, 1, f"the file is larger than {max_bytes // 1024} KiB")])
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         prefix = raw[: exc.start].decode("utf-8-sig", errors="replace")
         line, column = _line_column(prefix, len(prefix))
         error = FlowError(filename, line, column, "the file is not valid UTF-8")
         raise FlowInvalid([error]) from None
-    return parse_flow(text, filename)
 
 
 def compose_tree(text: str, filename: str) -> LocatedTree:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
-from routing.loader import LocatedReader, compose_tree
+from routing.loader import LocatedReader, compose_tree, read_settings_file
 from routing.validator import did_you_mean
 
 MAX_RULES_BYTES = 256 * 1024
@@ -103,20 +103,7 @@ class KeywordRules:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeywordRules:
         """Read a keywords YAML file; FlowInvalid with every problem at file:line:column."""
-        filename = os.fspath(path)
-        try:
-            with open(path, "rb") as stream:
-                raw = stream.read(MAX_RULES_BYTES + 1)
-        except OSError as exc:
-            raise FlowInvalid([FlowError(filename, 1, 1, f"cannot read the file: {exc}")]) from exc
-        if len(raw) > MAX_RULES_BYTES:
-            message = f"the file is larger than {MAX_RULES_BYTES} bytes"
-            raise FlowInvalid([FlowError(filename, 1, 1, message)])
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise FlowInvalid([FlowError(filename, 1, 1, "the file is not valid UTF-8")]) from None
-        return cls.parse(text, filename)
+        return cls.parse(read_settings_file(path, MAX_RULES_BYTES), os.fspath(path))
 
     @classmethod
     def parse(cls, text: str, filename: str) -> KeywordRules:
