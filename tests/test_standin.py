@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from callbacks.settings import Settings
 from callbacks.telephony import close_clients, download_recording
 from ivr.simulator import ScriptedCaller, Simulator, call_command
 from ivr.standin import StandinServer, create_standin, standin_state
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "AC" + "5" * 32
@@ -54,12 +54,6 @@ def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.auth = (ACCOUNT, TOKEN)
         yield session
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_wav(path: Path, seconds: float, fmt: str = "WAV", subtype: str = "PCM_16") -> str:

@@ -137,7 +137,7 @@ def test_a_long_recording_decoded_in_parallel_keeps_its_words_in_order(
         ko_model: Any) -> None:
     from speech.audio import decode_audio
     from speech.transcriber import split_points, transcribe
-    from tests.voicemail_helpers import clips, telephone_wav
+    from tests.voicemail_helpers import telephone_wav
 
     audio = decode_audio(telephone_wav(*(clip.path for clip in clips())))  # about 35 s
     starts = split_points(audio, 2)

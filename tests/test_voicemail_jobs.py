@@ -27,11 +27,11 @@ from callbacks.voicemail import Voicemail, VoicemailAudio
 from ivr.standin import StandinServer
 from speech.scoring import character_error_rate
 from tests.conftest import AUTH_TOKEN, ROOT, RedisServer, app_config, empty_tables, publish
+from tests.speech_fixtures import clips
 from tests.voicemail_helpers import (
     ACCOUNT_SID,
     KOREAN_FLOW,
     MOBILE_CALLER,
-    clips,
     leave_voicemail,
     recording_sid,
     telephone_wav,

@@ -26,8 +26,9 @@ from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from speech.scoring import character_error_rate
 from tests.conftest import AUTH_TOKEN, app_config, empty_tables, gunicorn_server, publish
+from tests.speech_fixtures import clips
 from tests.test_voicemail_jobs import CER_LIMIT_8KHZ
-from tests.voicemail_helpers import ACCOUNT_SID, KOREAN_FLOW, MOBILE_CALLER, clips, telephone_wav
+from tests.voicemail_helpers import ACCOUNT_SID, KOREAN_FLOW, MOBILE_CALLER, telephone_wav
 
 pytestmark = pytest.mark.server
 
@@ -129,7 +130,7 @@ def test_a_call_to_voicemail_ends_as_one_ticket_made_by_a_worker_process(
     assert len(tickets(app)) == 2  # exactly one ticket per voicemail
     for ticket, clip in zip(done, (first, second), strict=True):
         cer = character_error_rate(clip.reference, ticket.transcript)
-        assert cer <= CER_LIMIT_8KHZ, (clip.name, cer, ticket.transcript)
+        assert cer <= CER_LIMIT_8KHZ, (clip.path.name, cer, ticket.transcript)
     bodies = [message.body for message in standin.messages()]
     for ticket in done:
         assert sum(ticket.number in body for body in bodies) == 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ from callbacks.voicemail import Voicemail
 from speech.resampling import resample
 from tests.test_voice import Phone
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio" / "ko"
 ACCOUNT_SID = "AC" + "7" * 32
 MOBILE_CALLER = "+821012345678"  # a Korean mobile number: it can receive texts
 LINE = "+493012345678"
@@ -38,25 +35,6 @@ nodes:
     next: bye
   bye: {{type: hangup, text: {{ko: "감사합니다."}}}}
 """
-
-
-@dataclass(frozen=True)
-class Clip:
-    """A shared Korean clip and its reference transcript."""
-
-    name: str
-    reference: str
-
-    @property
-    def path(self) -> Path:
-        return AUDIO / self.name
-
-
-def clips() -> list[Clip]:
-    """Every clip of the shared manifest."""
-    with (AUDIO / "manifest.tsv").open(encoding="utf-8") as manifest:
-        return [Clip(row["file"], row["reference_text"])
-                for row in csv.DictReader(manifest, delimiter="\t")]
 
 
 def telephone_wav(*paths: Path, rate: int = 8000) -> bytes:
