@@ -22,7 +22,7 @@ from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connec
 from callbacks.tickets import open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
-from ivr.messages import message
+from ivr.messages import MESSAGES, message
 from ivr.signature import read_twilio_form, signed_by_twilio
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
@@ -44,6 +44,7 @@ from routing.steps import (
 )
 
 log = logging.getLogger(__name__)
+APOLOGY_LANGUAGES = list(MESSAGES["apology"])
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 
@@ -68,7 +69,7 @@ def _language() -> str:
     language = request.args.get("l", "")
     if language.isalpha() and len(language) <= 3:
         return language
-    return language_for_number(request.form.get("From", ""), ["en", "de", "pl", "ru"],
+    return language_for_number(request.form.get("From", ""), APOLOGY_LANGUAGES,
                                current_app.config["DEFAULT_LANGUAGE"])
 
 
