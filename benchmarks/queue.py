@@ -1,4 +1,5 @@
-"""Benchmark: claiming the next callback request, the project's claim against bare SQL.
+"""Benchmark: claiming the next callback request, the dialer's claim against bare SQL; then
+dial jobs per second through a real rq worker against a trivial job.
 
 What is measured
 ----------------
@@ -9,43 +10,66 @@ generate_series``: distinct callers, categories cycling through network/password
 software/vdi/outage, priorities P1-P4, deadlines spread over the past and next two days (not in
 id order), and one row in ten hidden until later (a caller's window). Then ``ANALYZE``.
 
-Two ways to claim the next callback (earliest deadline first, ``FOR UPDATE SKIP LOCKED``) run
-with 1, 2 and 8 concurrent claimers (threads, each with its own connection or session),
+**Claims.** Two ways to claim the next callback (earliest deadline first, ``FOR UPDATE SKIP
+LOCKED``) run with 1, 2 and 8 concurrent claimers (threads, each with its own connection),
 ``--claims`` measured claims per run split across the claimers:
 
-* **project**: ``callbacks.callback_requests.claim_next_callback(session, claimer)`` through
-  ``callbacks.db.make_engine(url)`` (pool_size >= claimers, otherwise the app's defaults) and
-  ``make_session_factory``, one session per claim as the app does:
-  ``with sessions() as session: claim_next_callback(session, name)``.
-* **bare**: the same claim as one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
-  RETURNING id`` over plain psycopg connections in autocommit.
+* **project**: exactly what ``callbacks.dialer.dial_next`` runs for agent ``n``:
+  ``claim_next_callback(engine, "agent:<n>", agent_id=n)`` on the claim engine. Each claimer
+  stands for one dialer process and gets its own engine from the factory
+  ``callbacks.runtime.claim_engine()`` uses, ``callbacks.db.make_claim_engine(url)`` (only
+  a statement timeout is added, at connect). The claim records what production records:
+  status, claimer, claim time, attempt count, update time; it honours requests reassigned to
+  one agent and returns the whole ``ClaimedCallback`` (11 columns).
+* **bare**: one ``UPDATE ... WHERE id = (SELECT ... ORDER BY due_at, id LIMIT 1 FOR UPDATE
+  SKIP LOCKED) RETURNING id`` over plain psycopg connections in autocommit.
 
-Latency is timed per claim with ``time.perf_counter`` (for the project: opening the session,
-the claim, loading the claimed row and closing the session). Reported per run: p50, p99 and
-claims/s (measured claims over the wall time from a common start barrier to the last claimer
-finishing). The two ways alternate (``--rounds`` rounds per claimer count, the first one
-switching each round) and their latencies are pooled per way. Before every run the claimed
-rows go back to pending with one UPDATE, and ``VACUUM (ANALYZE)`` clears the dead row versions
-that claiming leaves in the partial index, so every run starts from the same ~``--pending``
-pending rows. Every run checks that no id was claimed twice (ids returned to the claimers,
-and ``attempts`` in the table): duplicates must be 0. A few unmeasured warm-up claims per
-claimer open connections and warm statement caches first.
+Latency is timed per claim with ``time.perf_counter`` (for the project: the whole call,
+connection checkout and return included). Reported per run: p50, p99 and claims/s (measured
+claims over the wall time from a common start barrier to the last claimer finishing). The two
+ways alternate in short runs (``--rounds`` rounds per claimer count, the first one switching each
+round, so both see the same background load on a shared machine) and
+their latencies are pooled per way. Before every run the claimed rows go back to pending with
+one UPDATE, and ``VACUUM (ANALYZE)`` clears the dead row versions that claiming leaves in the
+partial index, so every run starts from the same ~``--pending`` pending rows. Every run checks
+that no id was claimed twice (ids returned to the claimers, and ``attempts`` in the table):
+duplicates must be 0. Ten unmeasured warm-up claims per claimer open connections first.
 
 Goal: the project's claim within 1.5x of bare SQL in p50 and p99 at 1 and 8 claimers.
 
 The EXPLAIN (ANALYZE, BUFFERS) plan of the bare claim's subquery is printed once, to show that
 the partial index ``ix_callback_requests_pending_due`` serves it.
 
+**Dialer** (``benchmarks/dialing.py``; skipped with ``--dial-jobs 0``). With the claimed rows
+pending again, ``--dial-jobs`` available progressive agents with phones are added (the first
+by ``callbacks.agents.create_agent``, the others copying its password hash), a private
+redis-server is started on a free port and the Twilio stand-in (``ivr.standin``) on another.
+A run starts one ``ivr worker`` process (IVR_* settings: this database, that Redis, the
+stand-in as Twilio's API, a public URL and caller id), waits until it idles, makes the agents
+available and queues one job per agent onto the urgent queue as ``enqueue_dial_job`` does:
+
+* **dialer**: ``callbacks.dialer.dial_next(agent_id)``: take the agent, claim the next due
+  callback, record the attempt, ask Twilio (the stand-in) to ring the agent;
+* **trivial**: ``benchmarks.rq_baseline.noop(agent_id)``, the same queue and job options, so
+  rq's own cost per job is the reference.
+
+Jobs/s = jobs over the time from the first job's start to the last job's end (rq's job
+timestamps); job p50/p99 are rq's per-job run times. ``--dial-rounds`` runs of each kind,
+alternating which goes first, pooled. Every dialer run checks: every job finished and rang its
+own agent (one call at the stand-in per job, whose URL names that job's attempt), one attempt
+row per job, and no request dialled twice (distinct requests in the job results and the
+attempt rows, no request with more than one attempt).
+
 Run
 ---
-    .venv/bin/python benchmarks/queue.py                        # 100,000 pending, 2,000 claims
-    .venv/bin/python benchmarks/queue.py --pending 100000 --claims 2000 --seconds-cap 60
-    .venv/bin/python benchmarks/queue.py --claimers 1,8 --rounds 3
+    .venv/bin/python benchmarks/queue.py             # 100,000 pending, 6 x 1,000 claims, 300 dials
+    .venv/bin/python benchmarks/queue.py --quick     # 500 claims at 1 and 8, 100 dials: ~1 min
+    .venv/bin/python benchmarks/queue.py --claimers 1,8 --rounds 3 --dial-jobs 0
 
-``--seconds-cap`` bounds each run: claimers stop early (the claims made are reported) once a
-run has taken that long. PostgreSQL must answer at ``--admin-url`` (default: the test suite's
-local server, trust auth). Exit status 0 for a measurement (goal met or not); 1 when a claim
-failed or an id was claimed twice; 2 on setup failure.
+``--seconds-cap`` bounds each claim run: claimers stop early (the claims made are reported)
+once a run has taken that long. PostgreSQL must answer at ``--admin-url`` (default: the test
+suite's local server, trust auth). Exit status 0 for a measurement (goal met or not); 1 when a
+claim failed, an id was claimed twice or a dialer check failed; 2 on setup failure.
 """
 
 # ruff: noqa: E402
@@ -77,6 +101,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+
+from benchmarks.dialing import BASELINE_JOB, DIAL_JOB, DialReport, DialSetupFailed, measure_dialer
 
 CATEGORIES = ("network", "password", "hardware", "software", "vdi", "outage")
 GOAL_RATIO = 1.5
@@ -267,16 +293,24 @@ def bare_claimer(dsn: str, name: str) -> Iterator[ClaimFn]:
 
 
 @contextmanager
-def project_claimer(sessions: Any, name: str) -> Iterator[ClaimFn]:
-    """The app's way: a new session per claim from the project's session factory."""
+def project_claimer(url: str, name: str, agent_id: int) -> Iterator[ClaimFn]:
+    """The dialer's way: `claim_next_callback` on the claim engine, as `dial_next` calls it.
+
+    Each claimer stands for one dialer process, so it gets its own engine from the factory
+    `runtime.claim_engine()` uses (`make_claim_engine`, the runtime's pool settings).
+    """
     from callbacks.callback_requests import claim_next_callback
+    from callbacks.db import make_claim_engine
 
-    def claim() -> int | None:
-        with sessions() as session:
-            request = claim_next_callback(session, name)
-            return None if request is None else request.id
+    engine: Engine = make_claim_engine(url, connect_args={"options": STATEMENT_TIMEOUT})
+    try:
+        def claim() -> int | None:
+            claimed = claim_next_callback(engine, name, agent_id=agent_id)
+            return None if claimed is None else claimed.id
 
-    yield claim
+        yield claim
+    finally:
+        engine.dispose()
 
 
 def claimer_thread(open_claimer: ClaimerFactory, name: str, quota: int, barrier: threading.Barrier,
@@ -354,20 +388,12 @@ def run_bare(dsn: str, claimers: int, claims: int, cap: float,
 
 def run_project(url: str, dsn: str, claimers: int, claims: int, cap: float,
                 stop: threading.Event) -> RunResult:
-    from callbacks.db import make_engine, make_session_factory
+    # Claimer i claims as dial_next does for agent i + 1: "agent:<id>", agent_id=<id>.
+    def open_claimer(name: str) -> Any:
+        agent_id = int(name.rsplit("-", 1)[1]) + 1
+        return project_claimer(url, f"agent:{agent_id}", agent_id)
 
-    engine: Engine = make_engine(url, pool_size=max(5, claimers),
-                                 connect_args={"options": STATEMENT_TIMEOUT})
-    try:
-        # Open `claimers` pooled connections up front, so no claim pays for a connect.
-        connections = [engine.connect() for _ in range(claimers)]
-        for connection in connections:
-            connection.close()
-        sessions = make_session_factory(engine)
-        return run_claims("project", lambda name: project_claimer(sessions, name), claimers,
-                          claims, cap, dsn, stop)
-    finally:
-        engine.dispose()
+    return run_claims("project", open_claimer, claimers, claims, cap, dsn, stop)
 
 
 # ---- Reporting ------------------------------------------------------------------------------
@@ -442,23 +468,61 @@ def print_table(results: dict[int, dict[str, Pooled]]) -> bool:
     return met
 
 
+def print_dial_table(report: DialReport) -> None:
+    """Trivial rq jobs against dial jobs, through the same worker, pooled over the runs."""
+    header = (f"{'job':<34} | {'runs':>4} {'jobs':>6} {'wall s':>7} {'jobs/s':>7} | "
+              f"{'job p50':>9} {'job p99':>9}")
+    print(header)
+    print("-" * len(header))
+    names = {"trivial": BASELINE_JOB, "dialer": DIAL_JOB}
+    rates: dict[str, float] = {}
+    for kind, runs in report.runs.items():
+        jobs = sum(run.jobs for run in runs)
+        wall = sum(run.wall for run in runs)
+        durations = [d for run in runs for d in run.durations]
+        rates[kind] = jobs / wall if wall > 0 else float("nan")
+        p50, p99 = (percentile(durations, q) * 1000 for q in (50, 99))
+        print(f"{names[kind]:<34} | {len(runs):>4} {jobs:>6} {wall:>7.2f} {rates[kind]:>7.0f} | "
+              f"{p50:>6.2f} ms {p99:>6.2f} ms")
+    print()
+    print(f"dialer: {rates['dialer']:.0f} jobs/s = {rates['dialer'] / rates['trivial']:.2f} of "
+          f"the trivial job's {rates['trivial']:.0f} jobs/s through the same rq worker")
+    for n, checks in enumerate(report.checks, start=1):
+        print(f"checks, dialer run {n}: " + ", ".join(f"{v} {k}" for k, v in checks.items()))
+
+
 # ---- Main -----------------------------------------------------------------------------------
+
+
+QUICK = {"claims": 500, "rounds": 1, "claimers": "1,8", "dial_jobs": 100, "dial_rounds": 1}
+FULL = {"claims": 1000, "rounds": 6, "claimers": "1,2,8", "dial_jobs": 300, "dial_rounds": 2}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                                         for k, v in QUICK.items()))
     parser.add_argument("--pending", type=int, default=100_000, help="pending rows to load")
-    parser.add_argument("--claims", type=int, default=2000,
-                        help="measured claims per run, split across the claimers")
+    parser.add_argument("--claims", type=int, help="measured claims per run, split across the "
+                        f"claimers (default {FULL['claims']})")
     parser.add_argument("--seconds-cap", type=float, default=60.0,
                         help="stop a run's claimers after this many seconds")
-    parser.add_argument("--claimers", default="1,2,8", help="claimer counts, comma-separated")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="runs of each way per claimer count (alternating which goes first)")
+    parser.add_argument("--claimers", help="claimer counts, comma-separated "
+                        f"(default {FULL['claimers']})")
+    parser.add_argument("--rounds", type=int, help="runs of each way per claimer count "
+                        f"(alternating which goes first; default {FULL['rounds']})")
+    parser.add_argument("--dial-jobs", type=int, help="dial jobs (and agents) per rq run; 0 "
+                        f"skips the dialer (default {FULL['dial_jobs']})")
+    parser.add_argument("--dial-rounds", type=int, help="rq runs of each job kind "
+                        f"(default {FULL['dial_rounds']})")
     parser.add_argument("--admin-url", default=os.environ.get(
         "IVR_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL database to create the benchmark's database from")
     args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     try:
         args.claimer_counts = [int(c) for c in args.claimers.split(",") if c.strip()]
     except ValueError:
@@ -471,9 +535,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--claims must be in 1..1,000,000")
     if not 0 < args.seconds_cap <= 600 or not 1 <= args.rounds <= 20:
         parser.error("--seconds-cap must be in (0, 600] and --rounds in 1..20")
+    if not 0 <= args.dial_jobs <= 100_000 or not 1 <= args.dial_rounds <= 20:
+        parser.error("--dial-jobs must be in 0..100,000 and --dial-rounds in 1..20")
     needed = args.rounds * (args.claims + WARMUP_CLAIMS * max(args.claimer_counts))
-    if needed > args.pending * 0.9 * 0.5:
-        parser.error("--pending is too small for --claims (claims would drain the queue)")
+    if max(needed, args.dial_jobs) > args.pending * 0.9 * 0.5:
+        parser.error("--pending is too small for --claims or --dial-jobs "
+                     "(claims would drain the queue)")
     return args
 
 
@@ -541,8 +608,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"problem: {problem}")
         errors = any(run.errors for pooled in results.values() for p in pooled.values()
                      for run in p.runs)
-        return 1 if duplicates or errors else 0
-    except SetupFailed as exc:
+        dial_problems: list[str] = []
+        if args.dial_jobs:
+            restore(dsn)
+            print(f"\nDialer: {args.dial_jobs} available agents, one {DIAL_JOB}(agent id) job "
+                  f"each, through one `ivr worker` process, against the Twilio stand-in; "
+                  f"{args.dial_rounds} run(s) of each job kind\n")
+            report = measure_dialer(url, dsn, args.dial_jobs, args.dial_rounds)
+            print()
+            print_dial_table(report)
+            dial_problems = report.problems
+            for problem in dial_problems:
+                print(f"problem: {problem}")
+        return 1 if duplicates or errors or dial_problems else 0
+    except (SetupFailed, DialSetupFailed) as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

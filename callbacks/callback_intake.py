@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +17,7 @@ from callbacks.callback_requests import (
 from callbacks.calllog import normalize_number
 from callbacks.directory import Directory
 from callbacks.priority import PriorityPolicy, priority_for
+from routing.callback_choices import callable_number, window_start
 from routing.hours import BusinessHours
 
 OUTAGE = "outage"
@@ -34,6 +34,10 @@ class CallbackWish:
     menu_priority: str | None
     ticket_id: int | None = None
     keyword_priority: str | None = None
+    dial_number: str | None = None
+    """The number the caller keyed in (E.164), '' for the caller id; None when not asked."""
+    window: str | None = None
+    """'asap', 'afternoon' or 'tomorrow_morning'; None when the caller was not asked."""
 
 
 def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolicy,
@@ -41,12 +45,16 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
                      now: datetime) -> CallbackRequest | None:
     """Queue (or join) the caller's callback with its priority and SLA deadline.
 
-    None when there is no number to call back (withheld or not a phone number).
+    A window makes the request wait until it opens (`available_at`), and the SLA clock then
+    starts at the window's start, so the deadline never comes before the caller may be called.
+    None when there is no number to call back (withheld caller id and none keyed in).
     """
     employee = directory.lookup(wish.caller)
     caller = employee.number if employee else normalize_number(wish.caller)
     if not can_call_back(caller):
-        return None
+        if not wish.dial_number:
+            return None
+        caller = wish.dial_number  # a withheld caller id: the number they keyed in is theirs
     category = wish.category or "other"
     earlier = session.scalar(
         select(CallbackRequest.contacts).where(
@@ -64,10 +72,12 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
         repeat_calls=(earlier or 0) + 1,
         outage=category == OUTAGE,
     )
+    available_at = window_start(wish.window, now, hours) if wish.window else now
     ask = CallbackAsk(
         caller=caller, category=category, language=wish.language, priority=priority,
         reasons="; ".join(reasons), call_sid=wish.call_sid,
-        due_at=policy.due_at(priority, now, hours), available_at=now, ticket_id=wish.ticket_id,
+        due_at=policy.due_at(priority, available_at, hours), available_at=available_at,
+        ticket_id=wish.ticket_id, dial_number=wish.dial_number, window=wish.window,
     )
     ranks = {level.name: rank for rank, level in enumerate(policy.levels)}
     return request_callback(session, ask, ranks)
@@ -75,7 +85,4 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
 
 def can_call_back(number: str) -> bool:
     """Whether a caller id is a valid phone number we could dial (not withheld, not SIP)."""
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
-    except phonenumbers.NumberParseException:
-        return False
+    return callable_number(number) is not None

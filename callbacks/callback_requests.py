@@ -11,13 +11,27 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, select, text, update
+from sqlalchemy import (
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callbacks.db import Base, UTCDateTime, utcnow
+from callbacks.db import Base, UTCDateTime, first_row_autocommit, utcnow
 
 OPEN_STATUSES = ("pending", "claimed")
+CLOSED_STATUSES = ("done", "unreachable", "cancelled")
 
 
 class CallbackRequest(Base):
@@ -50,6 +64,10 @@ class CallbackRequest(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    window: Mapped[str] = mapped_column(String(32), default="")
+    dial_number: Mapped[str] = mapped_column(String(64), default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -66,13 +84,18 @@ class CallbackAsk:
     due_at: datetime
     available_at: datetime
     ticket_id: int | None = None
+    dial_number: str | None = None
+    """The number to dial ('' = the caller id); None when the caller was not asked."""
+    window: str | None = None
+    """The caller's window label ('asap', 'afternoon', ...); None when not asked."""
 
 
 def request_callback(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> CallbackRequest:
     """Open a request, or join the caller's open one about the same problem.
 
     Joining counts the contact and keeps the earlier (more urgent) priority and deadline; the
-    place in the queue counts from the first contact and is never reset.
+    place in the queue counts from the first contact and is never reset. A number or window
+    the caller gave this time replaces the earlier one (the deadline never before the window).
     """
     try:
         with session.begin_nested():
@@ -96,6 +119,7 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
             last_call_sid=ask.call_sid,
             ticket_id=ask.ticket_id, contacts=1, status="pending",
             first_contact_at=utcnow(), due_at=ask.due_at, available_at=ask.available_at,
+            dial_number=ask.dial_number or "", window=ask.window or "",
         )
         session.add(request)
         session.flush()
@@ -107,6 +131,12 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
     if rank.get(ask.priority, 99) < rank.get(existing.priority, 99):
         existing.priority = ask.priority
     existing.due_at = min(existing.due_at, ask.due_at)
+    if ask.dial_number is not None:
+        existing.dial_number = ask.dial_number
+    if ask.window is not None:
+        existing.window = ask.window
+        existing.available_at = ask.available_at
+        existing.due_at = max(existing.due_at, ask.available_at)
     existing.reasons = "; ".join(r for r in (existing.reasons, ask.reasons) if r)
     existing.ticket_id = existing.ticket_id or ask.ticket_id
     return existing
@@ -139,27 +169,40 @@ UPDATE callback_requests
        attempts = attempts + 1, updated_at = %(moment)s
  WHERE id = (SELECT id FROM callback_requests
               WHERE status = 'pending' AND available_at <= %(moment)s
+                AND (assigned_agent_id IS NULL OR assigned_agent_id = %(agent)s)
               ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING {", ".join(_CLAIMED_COLUMNS)}
 """
 
 
-def claim_next_callback(session: Session, claimer: str,
-                        now: datetime | None = None) -> ClaimedCallback | None:
+def claim_next_callback(session: Session | Engine, claimer: str, now: datetime | None = None,
+                        agent_id: int | None = None) -> ClaimedCallback | None:
     """Atomically take the pending request with the earliest deadline that may be dialled now.
 
     PostgreSQL skips rows other claimers hold (FOR UPDATE SKIP LOCKED), so two agents or
-    workers never get the same caller; SQLite has a single writer. Call it on a fresh session.
+    workers never get the same caller; SQLite has a single writer. Pass the claim engine
+    (`callbacks.db.make_claim_engine`, as the dialer does: the statement runs on a pooled
+    autocommit connection, nothing else is sent) or a fresh session.
+    Requests reassigned to an agent are only claimed for that agent (`agent_id`).
     """
     moment = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":
-        connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        row = connection.exec_driver_sql(_PG_CLAIM, {"claimer": claimer, "moment": moment})
-        found = row.first()
+    bind = session if isinstance(session, Engine) else session.get_bind()
+    if bind.dialect.name == "postgresql":
+        params = {"claimer": claimer, "moment": moment, "agent": agent_id}
+        if isinstance(session, Engine):
+            found = first_row_autocommit(session, _PG_CLAIM, params)
+        else:
+            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            found = connection.exec_driver_sql(_PG_CLAIM, params).first()
         return ClaimedCallback(*found) if found is not None else None
+    if isinstance(session, Engine):
+        with Session(session) as own:
+            return claim_next_callback(own, claimer, moment, agent_id)
     candidate = (
         select(CallbackRequest.id)
-        .where(CallbackRequest.status == "pending", CallbackRequest.available_at <= moment)
+        .where(CallbackRequest.status == "pending", CallbackRequest.available_at <= moment,
+               (CallbackRequest.assigned_agent_id.is_(None))
+               | (CallbackRequest.assigned_agent_id == agent_id))
         .order_by(CallbackRequest.due_at, CallbackRequest.id)
         .limit(1)
         .scalar_subquery()
@@ -175,10 +218,53 @@ def claim_next_callback(session: Session, claimer: str,
     return ClaimedCallback(*found) if found is not None else None
 
 
-def put_back(session: Session, request_id: int, available_at: datetime) -> None:
-    """Return a claimed request to the queue (nobody answered, the agent hung up, ...)."""
+def claim_callback(session: Session | Engine, request_id: int, claimer: str,
+                   now: datetime | None = None) -> ClaimedCallback | None:
+    """Atomically take one pending request (an agent chose it); None if it is not pending.
+
+    Pass a fresh session or the claim engine (`callbacks.db.make_claim_engine`).
+    """
+    if isinstance(session, Engine):
+        with Session(session) as own:
+            return claim_callback(own, request_id, claimer, now)
+    moment = now or utcnow()
+    found = session.execute(
+        update(CallbackRequest)
+        .where(CallbackRequest.id == request_id, CallbackRequest.status == "pending")
+        .values(status="claimed", claimed_by=claimer, claimed_at=moment,
+                attempts=CallbackRequest.attempts + 1, updated_at=moment)
+        .returning(*(getattr(CallbackRequest, name) for name in _CLAIMED_COLUMNS))
+    ).first()
+    session.commit()
+    return ClaimedCallback(*found) if found is not None else None
+
+
+def put_back(session: Session, request_id: int, available_at: datetime, *,
+             refund_attempt: bool = False) -> None:
+    """Return a claimed request to the queue (nobody answered, the agent hung up, ...).
+
+    `refund_attempt` when the caller was never rung: it does not count as an attempt on them.
+    """
+    values: dict[str, object] = {"status": "pending", "claimed_by": None, "claimed_at": None,
+                                 "available_at": available_at, "updated_at": utcnow()}
+    if refund_attempt:
+        values["attempts"] = CallbackRequest.attempts - 1
     session.execute(
         update(CallbackRequest)
         .where(CallbackRequest.id == request_id, CallbackRequest.status == "claimed")
-        .values(status="pending", claimed_by=None, claimed_at=None, available_at=available_at)
+        .values(**values)
     )
+
+
+def queue_place(session: Session, request: CallbackRequest) -> int:
+    """The request's place in line: 1 + the open requests served before it (due_at, id)."""
+    ahead = session.scalar(
+        select(func.count()).select_from(CallbackRequest).where(
+            CallbackRequest.status.in_(OPEN_STATUSES),
+            CallbackRequest.id != request.id,
+            or_(CallbackRequest.due_at < request.due_at,
+                and_(CallbackRequest.due_at == request.due_at,
+                     CallbackRequest.id < request.id)),
+        )
+    )
+    return 1 + (ahead or 0)

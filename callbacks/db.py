@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import Insert
 from sqlalchemy.types import TypeDecorator
@@ -69,6 +71,58 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
+
+
+RECONNECT_TRIES = 4
+"""How often `first_row_autocommit` runs a statement when it keeps finding dropped connections."""
+
+
+def make_claim_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for one-statement claims: autocommit connections, no per-checkout round trip.
+
+    On PostgreSQL every connection stays in autocommit (set once, when it is opened), so a
+    checkout neither switches isolation levels nor sends a pre-ping or a ROLLBACK on return;
+    `first_row_autocommit` replaces a connection found dead instead. SQLite gets `make_engine`.
+    """
+    if url.startswith("sqlite"):
+        return make_engine(url, **kwargs)
+    kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+    kwargs.setdefault("skip_autocommit_rollback", True)
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_size", 2)
+    kwargs.setdefault("max_overflow", 2)
+    return make_engine(url, **kwargs)
+
+
+def first_row_autocommit(engine: Engine, statement: str,
+                         params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Run one driver-level statement on a pooled autocommit connection; its first row or None.
+
+    A connection the server dropped (a restart, an idle timeout) is discarded and the statement
+    runs again on the next one (a few times: after a restart every pooled one is dead). A
+    one-statement claim either committed or did nothing; one that committed just before its
+    connection broke is put back by the reconciler.
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    for tries_left in range(RECONNECT_TRIES, 0, -1):
+        connection = engine.raw_connection()
+        cursor = None
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+            cursor.close()
+            return row
+        except dbapi_error as error:
+            gone = engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor)
+            if gone:
+                connection.invalidate(error)
+            if tries_left == 1 or not gone:
+                raise DBAPIError.instance(statement, dict(params), error, dbapi_error,
+                                          connection_invalidated=gone) from error
+        finally:
+            connection.close()
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -18,6 +18,7 @@ from callbacks import runtime
 from callbacks.callback_intake import CallbackWish, ask_for_callback
 from callbacks.calllog import Call
 from callbacks.db import utcnow
+from callbacks.dialer import enqueue_dial
 from callbacks.flowstore import compiled_version
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.telephony import (
@@ -83,6 +84,8 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
         if voicemail.wants_callback:
             _queue_callback(session, voicemail, ticket, result.priority)
         session.commit()
+        if voicemail.wants_callback:
+            enqueue_dial(runtime.redis())  # a free agent may take it right away
 
     if runtime.settings().delete_recordings:
         _delete_at_twilio(voicemail_id, ticket_id)
@@ -144,7 +147,8 @@ def send_ticket_sms(ticket_id: int) -> str | None:
             return None
         call = session.scalar(select(Call).where(Call.call_sid == ticket.call_sid))
         sender = settings.sms_from or (call.called if call else "")
-        body = sms_text("ticket_created", ticket.language, number=ticket.number)
+        kind = "ticket_created" if ticket.voicemail_id is not None else "callback_queued"
+        body = sms_text(kind, ticket.language, number=ticket.number)
         caller, language = ticket.caller, ticket.language
         session.commit()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 
 from redis import Redis
 from rq import Queue, Retry
@@ -61,3 +62,41 @@ def enqueue_ticket_sms(connection: Redis, ticket_id: int) -> Job | None:
     """Queue the SMS that tells the caller their ticket number."""
     return enqueue_unique(connection, URGENT, "callbacks.jobs.send_ticket_sms",
                           sms_job_id(ticket_id), ticket_id, retry=SMS_RETRY, timeout=60)
+
+
+def enqueue_dial_job(connection: Redis, agent_id: int | None = None) -> Job:
+    """Queue a dial for one agent who just became free, or a sweep over all free agents.
+
+    Not unique: every event may dial, and each dial takes its agent and request atomically.
+    """
+    queue = Queue(URGENT, connection=connection)
+    if agent_id is None:
+        return queue.enqueue_call("callbacks.dialer.dial_sweep", timeout=120, result_ttl=600)
+    return queue.enqueue_call("callbacks.dialer.dial_next", args=(agent_id,), timeout=60,
+                              result_ttl=600)
+
+
+def schedule_dial_sweep(connection: Redis, at: datetime) -> Job:
+    """Sweep again when a retry or a caller's window becomes due (rq's scheduler runs it)."""
+    return Queue(URGENT, connection=connection).enqueue_at(
+        at, "callbacks.dialer.dial_sweep", job_timeout=120, result_ttl=600)
+
+
+def enqueue_wrap_up_end(connection: Redis, agent_id: int, seconds: int) -> Job:
+    """Make the agent available again once their wrap-up time is over."""
+    return Queue(URGENT, connection=connection).enqueue_in(
+        timedelta(seconds=seconds), "callbacks.dialer.end_wrap_up", agent_id,
+        job_timeout=60, result_ttl=600)
+
+
+def status_sms_job_id(kind: str, request_id: int | None, ticket_id: int | None) -> str:
+    """The job id of a follow-up text of `kind` about a request or a ticket."""
+    return f"sms-{kind}-r{request_id or 0}-t{ticket_id or 0}"
+
+
+def enqueue_status_sms(connection: Redis, kind: str, request_id: int | None = None,
+                       ticket_id: int | None = None) -> Job | None:
+    """Queue a follow-up text to the caller (unreachable, resolved), once per kind and item."""
+    job_id = status_sms_job_id(kind, request_id, ticket_id)
+    return enqueue_unique(connection, URGENT, "callbacks.followups.send_status_sms", job_id,
+                          kind, request_id, ticket_id, retry=SMS_RETRY, timeout=60)

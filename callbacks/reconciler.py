@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq.exceptions import NoSuchJobError
@@ -16,12 +16,27 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callbacks.agents import release_agent
+from callbacks.attempts import LIVE_STAGES, CallbackAttempt
+from callbacks.callback_requests import CallbackRequest, put_back
 from callbacks.db import utcnow
-from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, sms_job_id, voicemail_job_id
-from callbacks.tickets import Ticket, TicketEvent
+from callbacks.queues import (
+    enqueue_status_sms,
+    enqueue_ticket_sms,
+    enqueue_voicemail,
+    sms_job_id,
+    status_sms_job_id,
+    voicemail_job_id,
+)
+from callbacks.tickets import Ticket, TicketEvent, history
 from callbacks.voicemail import Voicemail
 
 log = logging.getLogger(__name__)
+
+LONGEST_CALL = timedelta(hours=4)
+"""An attempt with no word from Twilio for this long is over (its status callbacks were lost)."""
+FOLLOW_UP_WINDOW = timedelta(days=1)
+FOLLOW_UP_STATUSES = ("unreachable", "resolved")
 
 RECONCILE_SECONDS = 60
 """How often each worker reconciles; also the grace period before work counts as lost."""
@@ -39,6 +54,8 @@ class ReconcileReport:
     voicemails_checked: int = 0
     voicemails_requeued: list[int] = field(default_factory=list)
     sms_requeued: list[int] = field(default_factory=list)
+    callbacks_put_back: list[int] = field(default_factory=list)
+    status_sms_requeued: list[int] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -79,7 +96,9 @@ def reconcile(session: Session, connection: Redis,
         if enqueue_voicemail(connection, voicemail.id, max_voicemail_seconds):
             report.voicemails_requeued.append(voicemail.id)
     unsent = session.scalars(
-        select(Ticket.id).where(Ticket.sms_sid.is_(None), Ticket.created_at < settled_before)
+        # A ticket resolved before its number went out gets the resolution text instead.
+        select(Ticket.id).where(Ticket.sms_sid.is_(None), Ticket.created_at < settled_before,
+                                Ticket.status != "resolved")
         .where(~select(TicketEvent.id).where(
             TicketEvent.ticket_id == Ticket.id,
             TicketEvent.kind.in_(("sms_skipped", "sms_failed"))).exists())
@@ -91,10 +110,61 @@ def reconcile(session: Session, connection: Redis,
         _forget(connection, job_id)
         if enqueue_ticket_sms(connection, ticket_id):
             report.sms_requeued.append(ticket_id)
-    if report.voicemails_requeued or report.sms_requeued:
-        log.warning("reconciler queued again: voicemails %s, ticket SMS %s",
-                    report.voicemails_requeued, report.sms_requeued)
+    report.callbacks_put_back = release_stuck_callbacks(session, settled_before)
+    report.status_sms_requeued = requeue_status_sms(session, connection, settled_before)
+    if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
+            or report.status_sms_requeued):
+        log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
+                    "follow-up SMS %s", report.voicemails_requeued, report.sms_requeued,
+                    report.callbacks_put_back, report.status_sms_requeued)
     return report
+
+
+def release_stuck_callbacks(session: Session, settled_before: datetime,
+                            longest_call: timedelta = LONGEST_CALL) -> list[int]:
+    """Put back callbacks claimed by a dialer that died before ringing anyone, and end
+    attempts whose calls never reported back (Twilio's callbacks lost)."""
+    released: list[int] = []
+    live = select(CallbackAttempt.request_id).where(CallbackAttempt.stage.in_(LIVE_STAGES))
+    orphans = session.scalars(select(CallbackRequest.id).where(
+        CallbackRequest.status == "claimed", CallbackRequest.claimed_at < settled_before,
+        CallbackRequest.id.not_in(live))).all()
+    for request_id in orphans:
+        put_back(session, request_id, utcnow(), refund_attempt=True)
+        released.append(request_id)
+    silent = session.scalars(select(CallbackAttempt).where(
+        CallbackAttempt.stage.in_(LIVE_STAGES),
+        CallbackAttempt.started_at < utcnow() - longest_call)).all()
+    for attempt in silent:
+        attempt.stage, attempt.ended_at = "abandoned", utcnow()
+        attempt.detail = "no word from Twilio about this call; put back"
+        put_back(session, attempt.request_id, utcnow(), refund_attempt=True)
+        if attempt.agent_id is not None:
+            release_agent(session, attempt.agent_id, "available")
+        released.append(attempt.request_id)
+    session.commit()
+    return released
+
+
+def requeue_status_sms(session: Session, connection: Redis,
+                       settled_before: datetime) -> list[int]:
+    """Queue again follow-up texts (unreachable, resolved) that never reached an outcome."""
+    requeued: list[int] = []
+    recent = utcnow() - FOLLOW_UP_WINDOW
+    for ticket in session.scalars(select(Ticket).where(
+            Ticket.status.in_(FOLLOW_UP_STATUSES), Ticket.updated_at > recent,
+            Ticket.updated_at < settled_before)):
+        kinds = [event.kind for event in history(session, ticket.id)]
+        closing = max((i for i, kind in enumerate(kinds) if kind == ticket.status), default=-1)
+        if closing < 0 or any(kind.startswith("sms_") for kind in kinds[closing + 1:]):
+            continue
+        job_id = status_sms_job_id(ticket.status, None, ticket.id)
+        if job_is_alive(connection, job_id):
+            continue
+        _forget(connection, job_id)
+        if enqueue_status_sms(connection, ticket.status, ticket_id=ticket.id):
+            requeued.append(ticket.id)
+    return requeued
 
 
 def _forget(connection: Redis, job_id: str) -> None:

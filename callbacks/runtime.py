@@ -15,7 +15,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.db import make_engine, make_session_factory
+from callbacks.db import make_claim_engine, make_engine, make_session_factory
 from callbacks.queues import redis_connection
 from callbacks.settings import Settings
 
@@ -35,6 +35,8 @@ _settings: Settings | None = None
 _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
 _engine_pid = 0
+_claim_engine: Engine | None = None
+_claim_engine_pid = 0
 _models: ModelRegistry | None = None
 _from_files: dict[tuple[str, str], Any] = {}
 T = TypeVar("T")
@@ -43,12 +45,13 @@ T = TypeVar("T")
 def configure(settings: Settings) -> None:
     """Set the settings jobs use in this process (and forget what was built from old ones;
     loaded speech models stay when the model settings did not change)."""
-    global _settings, _engine, _sessions, _models
+    global _settings, _engine, _sessions, _models, _claim_engine
     with _lock:
         old, _settings = _settings, settings
-        if _engine is not None:
-            _engine.dispose()
-        _engine = _sessions = None
+        for engine in (_engine, _claim_engine):
+            if engine is not None:
+                engine.dispose()
+        _engine = _sessions = _claim_engine = None
         same_models = old is not None and (old.speech_models, old.models_dir) == (
             settings.speech_models, settings.models_dir)
         if not same_models:
@@ -76,6 +79,19 @@ def sessions() -> sessionmaker[Session]:
             _engine_pid = os.getpid()
         assert _sessions is not None
         return _sessions
+
+
+def claim_engine() -> Engine:
+    """The engine claims run on (`make_claim_engine`: autocommit, one statement per claim)."""
+    global _claim_engine, _claim_engine_pid
+    with _lock:
+        if _claim_engine is not None and _claim_engine_pid != os.getpid():
+            _claim_engine.dispose(close=False)
+            _claim_engine_pid = os.getpid()
+        if _claim_engine is None:
+            _claim_engine = make_claim_engine(settings().database_url)
+            _claim_engine_pid = os.getpid()
+        return _claim_engine
 
 
 def redis() -> Redis:

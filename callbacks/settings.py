@@ -26,6 +26,12 @@ class Settings:
     speech_threads: int = 1
     reconcile_seconds: int = 60
     heartbeat_seconds: int = 30
+    public_base_url: str = ""
+    callback_from: str = ""
+    callback_max_attempts: int = 3
+    callback_retry_minutes: tuple[int, ...] = (10, 30, 120)
+    wrap_up_seconds: int = 60
+    dial_timeout_seconds: int = 25
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -47,4 +53,19 @@ class Settings:
             speech_threads=int(config.get("SPEECH_THREADS", 1)),
             reconcile_seconds=int(config.get("RECONCILE_SECONDS", 60)),
             heartbeat_seconds=int(config.get("HEARTBEAT_SECONDS", 30)),
+            public_base_url=str(config.get("PUBLIC_BASE_URL", "")).rstrip("/"),
+            callback_from=config.get("CALLBACK_FROM", "") or config.get("SMS_FROM", ""),
+            callback_max_attempts=int(config.get("CALLBACK_MAX_ATTEMPTS", 3)),
+            callback_retry_minutes=_minutes(config.get("CALLBACK_RETRY_MINUTES", "10,30,120")),
+            wrap_up_seconds=int(config.get("WRAP_UP_SECONDS", 60)),
+            dial_timeout_seconds=int(config.get("DIAL_TIMEOUT_SECONDS", 25)),
         )
+
+
+def _minutes(value: Any) -> tuple[int, ...]:
+    """'10,30,120' (or a list) as a tuple of whole minutes."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    minutes = tuple(int(str(part).strip()) for part in parts if str(part).strip())
+    if not minutes or min(minutes) < 0:
+        raise ValueError("IVR_CALLBACK_RETRY_MINUTES must list minutes, for example 10,30,120")
+    return minutes

@@ -5,6 +5,28 @@ from __future__ import annotations
 import phonenumbers
 
 TEXTS: dict[str, dict[str, str]] = {
+    "callback_unreachable": {
+        "en": "IT Service Desk: we tried to call you back {attempts} times{about} but could not "
+        "reach you. Please call us again when it suits you.",
+        "de": "IT-Service-Desk: Wir haben {attempts} Mal versucht, Sie zurückzurufen{about}, "
+        "Sie aber nicht erreicht. Bitte rufen Sie uns wieder an, wenn es Ihnen passt.",
+        "pl": "IT Service Desk: próbowaliśmy oddzwonić {attempts} razy{about}, ale nie udało "
+        "się połączyć. Prosimy zadzwonić ponownie w dogodnej chwili.",
+        "ru": "IT Service Desk: мы {attempts} раза пытались вам перезвонить{about}, но не "
+        "дозвонились. Пожалуйста, позвоните нам снова, когда вам будет удобно.",
+    },
+    "ticket_resolved": {
+        "en": "IT Service Desk: your ticket {number} is resolved. {note}",
+        "de": "IT-Service-Desk: Ihr Ticket {number} ist gelöst. {note}",
+        "pl": "IT Service Desk: zgłoszenie {number} zostało rozwiązane. {note}",
+        "ru": "IT Service Desk: ваша заявка {number} решена. {note}",
+    },
+    "ticket_about": {
+        "en": " about ticket {number}",
+        "de": " wegen Ticket {number}",
+        "pl": " w sprawie zgłoszenia {number}",
+        "ru": " по заявке {number}",
+    },
     "ticket_created": {
         "en": "IT Service Desk: we have your voicemail. Your ticket number is {number}. "
         "We will get back to you; please quote this number if you call again.",
@@ -15,6 +37,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "IT Service Desk: мы получили ваше голосовое сообщение. Номер заявки: {number}. "
         "Мы свяжемся с вами; при повторном звонке назовите этот номер.",
         "ko": "IT 서비스 데스크: 음성 메시지를 받았습니다. 접수 번호는 {number}입니다.",
+    },
+    "callback_queued": {
+        "en": "IT Service Desk: your callback request is in our queue and we will call you "
+        "back. Your ticket number is {number}; please quote it if you call again.",
+        "de": "IT-Service-Desk: Ihr Rückrufwunsch ist eingegangen, wir rufen Sie zurück. Ihre "
+        "Ticketnummer ist {number}; bitte nennen Sie sie, wenn Sie erneut anrufen.",
+        "pl": "IT Service Desk: przyjęliśmy prośbę o oddzwonienie i oddzwonimy. Numer "
+        "zgłoszenia: {number}; prosimy podawać go przy kolejnym kontakcie.",
+        "ru": "IT Service Desk: ваша заявка на обратный звонок принята, мы вам перезвоним. "
+        "Номер заявки: {number}; при повторном звонке назовите этот номер.",
     },
 }
 

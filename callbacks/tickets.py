@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -13,14 +13,18 @@ from callbacks.calllog import CallStep, normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
 from callbacks.voicemail import Voicemail
 
+if TYPE_CHECKING:
+    from callbacks.callback_requests import CallbackRequest
+
 NUMBER_BASE = 10000
 """Ticket numbers are the id plus this, so callers hear five digits from the first ticket."""
 
-TRANSCRIPTION_STATES = ("pending", "done", "no_speech", "bad_audio", "no_model", "failed")
+TRANSCRIPTION_STATES = ("pending", "done", "no_speech", "bad_audio", "no_model", "failed", "none")
+"""'none': a ticket without a recording (a callback asked for in the menu)."""
 
 
 class Ticket(Base):
-    """A caller's problem as agents work it: one per voicemail recording."""
+    """A caller's problem as agents work it: one per voicemail recording or callback request."""
 
     __tablename__ = "tickets"
 
@@ -121,6 +125,32 @@ def open_ticket_for_voicemail(session: Session, voicemail: Voicemail, caller: st
         add_event(session, ticket, "created",
                   f"voicemail of {voicemail.duration_seconds} s at node {voicemail.node}")
     return ticket
+
+
+def open_ticket_for_callback(session: Session, request: CallbackRequest,
+                            call_sid: str) -> tuple[Ticket, bool]:
+    """The callback request's ticket, and whether it is new: a joined request keeps its own.
+
+    Runs in the transaction that holds the request's row, so a repeated webhook finds the
+    ticket of the first delivery. The ticket's number is the one we will call (and text).
+    """
+    if request.ticket_id is not None:
+        ticket = session.get(Ticket, request.ticket_id)
+        if ticket is not None:
+            return ticket, False
+    moment = utcnow()
+    ticket = Ticket(
+        voicemail_id=None, call_sid=call_sid, caller=request.dial_number or request.caller,
+        language=request.language, category=request.category, priority=request.priority,
+        menu_path=menu_path(session, call_sid), transcription="none", status="open",
+        created_at=moment, updated_at=moment,
+    )
+    session.add(ticket)
+    session.flush()
+    request.ticket_id = ticket.id
+    window = f", window {request.window}" if request.window else ""
+    add_event(session, ticket, "created", f"callback request {request.id} from the menu{window}")
+    return ticket, True
 
 
 def menu_path(session: Session, call_sid: str) -> str:

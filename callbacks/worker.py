@@ -16,6 +16,7 @@ from datetime import timedelta
 from rq import SimpleWorker
 
 from callbacks import runtime
+from callbacks.dialer import dial_sweep
 from callbacks.queues import QUEUES
 from callbacks.reconciler import reconcile
 
@@ -32,7 +33,7 @@ class HelpdeskWorker(SimpleWorker):
         return max(1, min(super().dequeue_timeout, int(self.maintenance_interval)))
 
     def run_maintenance_tasks(self) -> None:
-        """rq's own registry cleanup, then the SQL reconciler."""
+        """rq's own registry cleanup, the SQL reconciler, then a dial sweep."""
         super().run_maintenance_tasks()
         try:
             settings = runtime.settings()
@@ -44,6 +45,11 @@ class HelpdeskWorker(SimpleWorker):
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")
+        try:
+            # Events dial at once; this sweep catches what they missed (Redis was down).
+            dial_sweep()
+        except Exception:
+            log.exception("dial sweep failed")
 
 
 def preload_models(languages: Iterable[str] | None = None) -> dict[str, float]:

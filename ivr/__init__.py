@@ -13,7 +13,9 @@ from flask import Flask
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, database, signature checking and the blueprints."""
     app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
-    from ivr import config, db, signature, voice
+    from callbacks import runtime
+    from callbacks.settings import Settings
+    from ivr import auth, config, db, dialer_hooks, signature, voice
     from ivr.cookies import CookieSessions
 
     config.load_config(app, test_config)
@@ -23,9 +25,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # The twilio library logs every REST request's URL and headers at INFO.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     db.init_app(app)
+    # The dialer and the desk actions also run in web requests (an agent clicks Call). Tests
+    # that configured the jobs' runtime themselves (speech models loaded once) keep theirs.
+    if app.config.get("CONFIGURE_RUNTIME", True):
+        runtime.configure(Settings.from_config(app.config))
     signature.init_app(app)
+    auth.init_app(app)
     _load_callback_rules(app)
-    app.register_blueprint(voice.bp)
+    for webhooks in (voice.bp, dialer_hooks.bp):
+        auth.csrf.exempt(webhooks)  # Twilio signs these instead
+        app.register_blueprint(webhooks)
+    from ivr.console import bp as console_bp
+    app.register_blueprint(console_bp)
+    from ivr.api import bp as api_bp
+    auth.csrf.exempt(api_bp)  # cookie requests send X-CSRFToken instead; bearer ones need none
+    app.register_blueprint(api_bp)
     _warm_flow_cache(app)
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # garbage collector's full scans, which would otherwise stall a call step now and then.

@@ -11,8 +11,10 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from ivr import create_app
+from ivr.agent_commands import agents_group
 from ivr.demo import demo_command
 from ivr.simulator import call_command
+from ivr.simulator.outbound import answer_command
 from ivr.speech_commands import speech_group, transcribe_command
 from ivr.standin import standin_command
 
@@ -173,7 +175,9 @@ def _with_app(command: click.Command) -> click.Command:
 
 
 main.add_command(_with_app(call_command()))
+main.add_command(answer_command())
 main.add_command(_with_app(standin_command))
 main.add_command(speech_group)
 main.add_command(transcribe_command)
 main.add_command(demo_command)
+main.add_command(agents_group)

@@ -39,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "CALL_LOG_FLUSH_SECONDS": 0.1,
     "PUBLISH_LOOKUP_SECONDS": 2.0,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "CALLBACK_FROM": "",
+    "CALLBACK_MAX_ATTEMPTS": 3,
+    "CALLBACK_RETRY_MINUTES": "10,30,120",
+    "WRAP_UP_SECONDS": 60,
+    "DIAL_TIMEOUT_SECONDS": 25,
+    "DISPLAY_TIMEZONE": "",  # the console's times; empty: the published flow's calendar, else UTC
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-WEBHOOK_PREFIX = "/voice"
+WEBHOOK_PREFIXES = ("/voice", "/dialer")
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -15,7 +15,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         """No session for Twilio's requests (they carry no cookies); Flask's for the rest."""
-        if request.path.startswith(WEBHOOK_PREFIX):
+        if request.path.startswith(WEBHOOK_PREFIXES):
             return None  # Flask then uses a null session, which is never saved
         return super().open_session(app, request)
 

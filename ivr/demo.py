@@ -1,8 +1,10 @@
-"""`ivr demo`: web and worker on the embedded defaults, the demo flow published, no account."""
+"""`ivr demo`: web and worker on the embedded defaults, the demo flow published, and a demo
+agent to sign in to the console with (no Twilio account needed)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,9 @@ import click
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
+DEMO_AGENT = "demo"
+DEMO_AGENT_PHONE = "+4930555010"
+DEMO_PASSWORD_FILE = "demo-agent-password.txt"
 
 
 @click.command("demo")
@@ -42,6 +47,7 @@ def demo_command(port: int, flow_file: str) -> None:
                                                                        "ivr.cli"]
     _run([*ivr_cmd, "db", "upgrade"], env)
     _run([*ivr_cmd, "flows", "publish", flow_file, "--by", "demo"], env)
+    password = ensure_demo_agent(env["IVR_DATABASE_URL"], instance)
     gunicorn = shutil.which("gunicorn", path=str(bindir)) or "gunicorn"
     children = [
         subprocess.Popen([gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}",
@@ -60,6 +66,13 @@ def demo_command(port: int, flow_file: str) -> None:
         "      --script 1,2,2,wav:message.wav     # office hours: English, VPN, voicemail\n"
         "      --script 1,wav:message.wav         # after hours the line goes to voicemail\n"
         "  curl http://127.0.0.1:5099/_standin/messages   # the SMS the line sent\n"
+        f"The agents' console: http://127.0.0.1:{port}/console/\n"
+        f"  {_sign_in_hint(password, instance)}\n"
+        "A callback (office hours): ask for one in a call, then click Call in the console\n"
+        "and answer the agent's phone with the simulator:\n"
+        "  .venv/bin/ivr call --from +4915112345678 --press 1,2,3,1,1   # VPN, callback\n"
+        f"  .venv/bin/ivr answer --standin http://127.0.0.1:{standin_port}   # or --caller busy\n"
+        f"The JSON API: http://127.0.0.1:{port}/api/v1/openapi.json\n"
         "Press Ctrl-C to stop.\n"
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -80,6 +93,44 @@ def demo_command(port: int, flow_file: str) -> None:
                 child.kill()
         if private_redis is not None:
             private_redis.shutdown()
+
+
+def ensure_demo_agent(database_url: str, instance: Path) -> str | None:
+    """Create the demo agent when there is no agent yet; its password if known, else None.
+
+    The password is random, printed, and kept in the instance folder for the next runs.
+    """
+    from sqlalchemy import select
+
+    from callbacks.agents import Agent, create_agent
+    from callbacks.db import make_engine, make_session_factory
+    from ivr.config import _sqlalchemy_url
+
+    saved = instance / DEMO_PASSWORD_FILE
+    engine = make_engine(_sqlalchemy_url(database_url))
+    try:
+        with make_session_factory(engine)() as session:
+            if session.scalar(select(Agent.id).limit(1)) is None:
+                password = secrets.token_urlsafe(12)
+                create_agent(session, DEMO_AGENT, password, display_name="Demo Agent",
+                             role="admin", phone=DEMO_AGENT_PHONE, dial_mode="preview")
+                session.commit()
+                saved.touch(mode=0o600)
+                saved.write_text(password + "\n", encoding="utf-8")
+                return password
+            has_demo = session.scalar(
+                select(Agent.id).where(Agent.username == DEMO_AGENT)) is not None
+    finally:
+        engine.dispose()
+    if has_demo and saved.exists():
+        return saved.read_text(encoding="utf-8").strip()
+    return None
+
+
+def _sign_in_hint(password: str | None, instance: Path) -> str:
+    if password is None:
+        return "sign in with your agent account (ivr agents list)"
+    return f"sign in as {DEMO_AGENT} / {password}   (as first set: {instance / DEMO_PASSWORD_FILE})"
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

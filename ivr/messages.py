@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from routing.callback_texts import BUILT_IN
+
 LOCALES = {"en": "en-US", "de": "de-DE", "pl": "pl-PL", "ru": "ru-RU", "ko": "ko-KR"}
 """Default <Say> locales when a flow does not set voices."""
 
@@ -25,11 +27,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "Спасибо. Ваше сообщение сохранено. До свидания.",
         "ko": "감사합니다. 메시지가 저장되었습니다.",
     },
+    # the same sentence a callback's caller hears, plus the languages only the line speaks
     "ticket_number": {
-        "en": "Your ticket number is {number}. I repeat: {number}.",
-        "de": "Ihre Ticketnummer lautet {number}. Ich wiederhole: {number}.",
-        "pl": "Numer zgłoszenia to {number}. Powtarzam: {number}.",
-        "ru": "Номер вашей заявки: {number}. Повторяю: {number}.",
+        **BUILT_IN["ticket"],
         "ko": "접수 번호는 {number}입니다. 다시 말씀드립니다. {number}.",
     },
     "no_message": {

@@ -23,10 +23,19 @@ class CallState:
     seq: int
 
     def query(self) -> str:
-        """The state as a query string (node ids and languages are URL-safe by the schema)."""
+        """The state as a query string (node ids and languages are URL-safe by the schema).
+
+        A callback's sub-step (c) and window (w) are added only when set, so every other
+        node's URLs stay as they were. Phone numbers never travel here (access logs).
+        """
         position = self.position
-        return (f"v={self.version_id}&n={quote(position.node)}&l={quote(position.language)}"
-                f"&a={position.attempt}&s={self.seq}")
+        query = (f"v={self.version_id}&n={quote(position.node)}&l={quote(position.language)}"
+                 f"&a={position.attempt}&s={self.seq}")
+        if position.step:
+            query += f"&c={quote(position.step)}"
+        if position.window:
+            query += f"&w={quote(position.window)}"
+        return query
 
 
 def action_url(endpoint: str, version_id: int, position: Position, seq: int) -> str:
@@ -62,7 +71,8 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
                 action=action_url("step", version_id, step.position, seq),
                 method="POST",
                 timeout=step.timeout,
-                num_digits=1,
+                num_digits=step.num_digits,
+                finish_on_key=step.finish_on_key,
                 language=_locale(flow, step.position.language),
                 hints=", ".join(step.speech_hints) if step.speech_hints else None,
                 speech_timeout="auto" if step.speech_hints else None,
@@ -100,7 +110,7 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
         elif isinstance(step, Hangup):
             response.hangup()
         elif isinstance(step, RequestCallback):
-            continue  # carried out by the webhook before rendering; nothing to say here
+            continue  # the webhook carries it out and says the outcome in its place
     return response
 
 

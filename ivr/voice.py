@@ -16,18 +16,22 @@ from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.callback_intake import CallbackWish, ask_for_callback
+from callbacks.callback_requests import queue_place
 from callbacks.calllog import StepRecord, record_status
+from callbacks.dialer import dial_when_due
 from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
-from callbacks.tickets import open_ticket_for_voicemail, spoken_number
+from callbacks.tickets import open_ticket_for_callback, open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
 from ivr.messages import MESSAGES, message
 from ivr.signature import read_twilio_form, signed_by_twilio
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
-from routing.engine import CompiledFlow
-from routing.flow import VoicemailNode
+from routing.callback_choices import callback_calendar
+from routing.callback_texts import queued_announcement
+from routing.engine import BrokenFlowError, CompiledFlow
+from routing.flow import CallbackNode, VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
     DialEnded,
@@ -40,6 +44,7 @@ from routing.steps import (
     RequestCallback,
     Say,
     Speech,
+    Step,
     Turn,
 )
 
@@ -106,7 +111,8 @@ def _state() -> CallState:
     args = request.args
     return CallState(
         version_id=int(args["v"]),
-        position=Position(args["n"], args["l"], int(args.get("a", 0))),
+        position=Position(args["n"], args["l"], int(args.get("a", 0)), args.get("c", ""),
+                          args.get("w", "")),
         seq=int(args.get("s", 1)),
     )
 
@@ -117,28 +123,67 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     call_log().record_step(
         StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
+    steps: list[Step] = []
     for step in turn.steps:
         if isinstance(step, RequestCallback):
-            _queue_callback(step, state.version_id, call_sid)
+            steps.extend(_queue_callback(step, state.version_id, call_sid))
+        else:
+            steps.append(step)
     compiled = _compiled(state.version_id)
-    return twiml_response(render_xml(turn.steps, compiled.flow, state.version_id, state.seq + 1))
+    return twiml_response(render_xml(tuple(steps), compiled.flow, state.version_id,
+                                     state.seq + 1))
 
 
-def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> None:
-    """Put the caller in the callback queue (committed before the caller hears it confirmed)."""
-    hours = next(iter(_compiled(version_id).calendars.values()), None)
+def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tuple[Say, ...]:
+    """Queue (or join) the caller's callback and its ticket; what the caller hears about it.
+
+    Committed before the caller hears it; a repeated webhook finds the same request and
+    ticket, and the ticket's SMS is queued only when the ticket is new.
+    """
+    compiled = _compiled(version_id)
+    node = compiled.flow.nodes.get(step.node)
+    if not isinstance(node, CallbackNode):
+        raise BrokenFlowError(f"node '{step.node}' is not a callback node")
+    calendar = callback_calendar(compiled.flow, node)
+    hours = (compiled.calendars.get(calendar) if calendar
+             else next(iter(compiled.calendars.values()), None))
+    moment = now()
     session = get_session()
     wish = CallbackWish(caller=request.form.get("From", ""), call_sid=call_sid,
                         language=step.language, category=step.category,
-                        menu_priority=step.priority)
+                        menu_priority=step.priority, dial_number=step.dial_number,
+                        window=step.window or None)
     queued = ask_for_callback(session, wish, current_app.extensions["ivr.priorities"],
-                              current_app.extensions["ivr.directory"], hours, now())
+                              current_app.extensions["ivr.directory"], hours, moment)
+    if queued is None:  # the engine only queues with a number to call: a broken promise
+        raise RuntimeError(f"callback at node {step.node} has no number to call")
+    ticket, new_ticket = open_ticket_for_callback(session, queued, call_sid)
+    place = queue_place(session, queued)
+    windowed = queued.available_at > moment
+    expect = (queued.available_at if windowed else queued.due_at).astimezone(
+        hours.zone if hours is not None else moment.tzinfo)
+    request_id, priority, ticket_id, number = queued.id, queued.priority, ticket.id, ticket.number
     session.commit()
-    if queued is None:
-        log.warning("callback asked at node %s, but the caller id cannot be called back",
-                    step.node)
-    else:
-        log.info("callback %s queued at node %s as %s", queued.id, step.node, queued.priority)
+    log.info("callback %s queued at node %s as %s, place %s, ticket %s", request_id, step.node,
+             priority, place, number)
+    if new_ticket:
+        queue_ticket_sms(ticket_id)
+    if current_app.config["REDIS_URL"]:  # a free agent may take it right away
+        dial_when_due(redis_connection(current_app.config["REDIS_URL"]), queued.available_at)
+    return queued_announcement(node, step.language, compiled.flow.default_language, place,
+                               expect, moment, windowed, spoken_number(number))
+
+
+def queue_ticket_sms(ticket_id: int) -> None:
+    """Queue the ticket's SMS; if Redis is down, the reconciler sends it later."""
+    url = current_app.config["REDIS_URL"]
+    if not url:
+        log.warning("REDIS_URL is not set: the SMS of ticket %s waits for a worker", ticket_id)
+        return
+    try:
+        enqueue_ticket_sms(redis_connection(url), ticket_id)
+    except RedisError:
+        log.exception("could not queue the SMS of ticket %s; the reconciler will", ticket_id)
 
 
 @bp.post("")
@@ -154,7 +199,7 @@ def incoming_call() -> Response:
     compiled = _compiled(version_id)
     flow = compiled.flow
     language = language_for_number(form.get("From", ""), flow.languages, flow.default_language)
-    turn = engine.start(compiled, now(), language)
+    turn = engine.start(compiled, now(), language, form.get("From", ""))
     call_log().open_call(form["CallSid"], form.get("From", ""), form.get("To", ""), version_id,
                          turn.language or language)
     state = CallState(version_id, Position(flow.start, language), seq=0)
@@ -217,7 +262,7 @@ def transfer_finished() -> Response:
 
 def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Response:
     compiled = _compiled(state.version_id)
-    turn = engine.advance(compiled, state.position, event, now())
+    turn = engine.advance(compiled, state.position, event, now(), request.form.get("From", ""))
     return _carry_out(turn, state, kind, state.position.node, given)
 
 

@@ -6,6 +6,8 @@ import os
 
 from alembic import context
 
+import callbacks.agents
+import callbacks.attempts
 import callbacks.callback_requests
 import callbacks.calllog
 import callbacks.flowstore

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from routing.callback_choices import WINDOW_KEYS
+from routing.callback_dialog import STEPS as CALLBACK_STEPS
+from routing.callback_dialog import CallbackDialog
 from routing.flow import (
     CallbackNode,
     Flow,
@@ -32,7 +36,6 @@ from routing.steps import (
     Position,
     Record,
     Recorded,
-    RequestCallback,
     Say,
     Speech,
     Step,
@@ -125,15 +128,20 @@ def match_keyword(compiled: CompiledFlow, menu_id: str, language: str, text: str
     return best[1] if best else None
 
 
-def start(compiled: CompiledFlow, now: datetime, language: str | None = None) -> Turn:
-    """The first turn of a call: enter the flow's start node in `language` (else the default)."""
-    call = _TurnBuilder(compiled, now, _declared_language(compiled, language))
+def start(compiled: CompiledFlow, now: datetime, language: str | None = None,
+          caller: str = "") -> Turn:
+    """The first turn of a call: enter the flow's start node in `language` (else the default).
+
+    `caller` is the caller id, offered back when a callback node asks where to call.
+    """
+    call = _TurnBuilder(compiled, now, _declared_language(compiled, language), caller)
     call.enter(compiled.flow.start)
     return call.build()
 
 
-def advance(compiled: CompiledFlow, position: Position, event: Event, now: datetime) -> Turn:
-    """The turn after the caller answered the waiting node at `position`."""
+def advance(compiled: CompiledFlow, position: Position, event: Event, now: datetime,
+            caller: str = "") -> Turn:
+    """The turn after the caller answered the waiting node at `position` (caller id: `caller`)."""
     flow = compiled.flow
     node = flow.nodes.get(position.node)
     if node is None:
@@ -142,11 +150,13 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
         raise UnexpectedEvent(f"flow '{flow.name}' does not declare language '{position.language}'")
     if position.attempt < 0:
         raise UnexpectedEvent(f"attempt {position.attempt} at '{position.node}' is negative")
-    call = _TurnBuilder(compiled, now, position.language)
+    call = _TurnBuilder(compiled, now, position.language, caller)
     if isinstance(node, MenuNode):
         call.answer_menu(position, node, event)
     elif isinstance(node, LanguageNode):
         call.answer_language(position, node, event)
+    elif isinstance(node, CallbackNode):
+        call.answer_callback(position, node, event)
     elif isinstance(node, VoicemailNode) and isinstance(event, Recorded):
         call.note("voicemail")  # the call's outcome, however it goes on from here
         if node.next is None:
@@ -188,11 +198,13 @@ def _is_blank(event: Event) -> bool:
 class _TurnBuilder:
     """Collects the steps, path and outcome of one turn while walking the flow."""
 
-    def __init__(self, compiled: CompiledFlow, now: datetime, language: str) -> None:
+    def __init__(self, compiled: CompiledFlow, now: datetime, language: str,
+                 caller: str = "") -> None:
         self.compiled = compiled
         self.flow = compiled.flow
         self.now = now
         self.language = language
+        self.caller = caller
         self.steps: list[Step] = []
         self.path: list[str] = []
         self.outcome: str | None = None
@@ -243,12 +255,10 @@ class _TurnBuilder:
             elif isinstance(node, HoursNode):
                 node_id = self._branch_on_hours(node_id, node)
             elif isinstance(node, CallbackNode):
-                self.steps.append(
-                    RequestCallback(node_id, self.language, node.priority, node.category)
-                )
-                self.steps.append(self.say(node.prompt))
-                self.note("callback")
-                node_id = node.next
+                follow = CallbackDialog(self, node_id, node).enter()
+                if follow is None:
+                    return  # waits for the caller's window or number
+                node_id = follow
             elif isinstance(node, MenuNode):
                 self.steps.append(self._menu_gather(position, node, lead=None))
                 return
@@ -292,17 +302,49 @@ class _TurnBuilder:
             self.choice = option.label or key
             self.enter(option.next)
             return
-        reprompt = node.no_input if _is_blank(event) else node.invalid
-        lead = self.say(reprompt) if reprompt is not None else None
-        attempt = position.attempt + 1
-        if attempt > node.retries:
-            if lead is not None:
-                self.steps.append(lead)
+
+        def give_up() -> None:
             self.note("menu_failed")
             self.enter(node.on_failure)
+
+        lead = self.reprompt(event, node.invalid, node.no_input)
+        self.retry_or_give_up(position, lead, node.retries,
+                              lambda retry, lead: self._menu_gather(retry, node, lead), give_up)
+
+    def answer_callback(self, position: Position, node: CallbackNode, event: Event) -> None:
+        """Take a window, a confirmation or a keyed-in number; queue the callback when done."""
+        if not isinstance(event, Digits | Speech | NoInput):
+            raise UnexpectedEvent(
+                f"{type(event).__name__} does not fit callback node '{position.node}'"
+            )
+        if position.step not in CALLBACK_STEPS:
+            raise UnexpectedEvent(f"callback node '{position.node}' has no step "
+                                  f"'{position.step}' to answer")
+        if position.window and position.window not in WINDOW_KEYS.values():
+            raise UnexpectedEvent(f"callback window '{position.window}' is unknown")
+        CallbackDialog(self, position.node, node).answer(position, event)
+
+    def reprompt(self, event: Event, invalid: Prompt | None, no_input: Prompt | None) -> Say | None:
+        """What to say before asking again: the no-input or the invalid prompt, if written."""
+        prompt = no_input if self.is_blank(event) else invalid
+        return self.say(prompt) if prompt is not None else None
+
+    def retry_or_give_up(self, position: Position, lead: Say | None, retries: int,
+                         ask_again: Callable[[Position, Say | None], Step],
+                         give_up: Callable[[], None]) -> None:
+        """Ask again after `lead` while retries last; else say `lead` and give up."""
+        attempt = position.attempt + 1
+        if attempt > retries:
+            if lead is not None:
+                self.steps.append(lead)
+            give_up()
             return
-        retry = Position(position.node, self.language, attempt)
-        self.steps.append(self._menu_gather(retry, node, lead))
+        self.steps.append(ask_again(replace(position, attempt=attempt), lead))
+
+    @staticmethod
+    def is_blank(event: Event) -> bool:
+        """Whether an answer carries nothing: silence, or empty digits or speech."""
+        return _is_blank(event)
 
     def answer_language(self, position: Position, node: LanguageNode, event: Event) -> None:
         """Switch to the chosen language, or re-offer, or carry on in the current language."""

@@ -112,13 +112,43 @@ class VoicemailNode(_Model):
     next: NodeId | None = Field(default=None, description="After the recording; else hang up")
 
 
+class CallbackTexts(_Model):
+    """Wording of a callback node's dialog; any text left out uses the line's built-in one."""
+
+    window: Prompt | None = Field(default=None, description="Offer the windows: keys 1, 2, 3")
+    confirm: Prompt | None = Field(
+        default=None, description="Confirm the caller id; {digits}: its last four digits")
+    key_in: Prompt | None = Field(default=None, description="Ask for another number, then #")
+    invalid_number: Prompt | None = Field(default=None, description="A number we cannot call")
+    queued: Prompt | None = Field(
+        default=None, description="{place} in line, called back by {when}")
+    queued_window: Prompt | None = Field(
+        default=None, description="{place} in line, called back from {when} (a window)")
+    ticket: Prompt | None = Field(default=None, description="{number}: the ticket number")
+    no_number: Prompt | None = Field(
+        default=None, description="Goodbye when no number was taken and there is no on_failure")
+
+
 class CallbackNode(_Model):
-    """Queue a callback to the caller, confirm it, then continue."""
+    """Ask when and where to call back, queue the callback, tell the caller, then continue."""
 
     type: Literal["callback"]
-    prompt: Prompt
+    prompt: Prompt = Field(description="Said once the callback is queued")
     priority: Priority | None = Field(default=None, description="Priority level, e.g. P2")
     category: str | None = None
+    confirm_number: bool = Field(
+        default=True, description="Let the caller confirm their caller id or key in another")
+    windows: bool = Field(
+        default=True, description="Offer: as soon as possible, after 14:00, next working morning")
+    calendar: str | None = Field(
+        default=None, description="Calendar for windows and due times; default: the only one")
+    timeout: int = Field(default=8, ge=1, le=60, description="Seconds to wait for keys")
+    retries: int = Field(default=2, ge=0, le=5, description="Repeats after invalid or no input")
+    invalid: Prompt | None = Field(default=None, description="Said after an unknown key")
+    no_input: Prompt | None = Field(default=None, description="Said after silence")
+    texts: CallbackTexts = Field(default_factory=CallbackTexts)
+    on_failure: NodeId | None = Field(
+        default=None, description="Where to go when no number can be taken; else hang up")
     next: NodeId
 
 

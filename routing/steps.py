@@ -12,6 +12,10 @@ class Position:
     node: str
     language: str
     attempt: int = 0
+    step: str = ""
+    """Where inside a multi-turn node: a callback's 'window', 'confirm' or 'number'."""
+    window: str = ""
+    """The callback window already chosen, carried to the number steps."""
 
 
 # --- steps: the engine's output -------------------------------------------------
@@ -34,6 +38,9 @@ class Gather:
     timeout: int
     keys: tuple[str, ...]
     speech_hints: tuple[str, ...] = ()
+    num_digits: int | None = 1
+    """Keys to wait for; None: until `finish_on_key` or the timeout (a phone number)."""
+    finish_on_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,20 @@ class Dial:
 
 @dataclass(frozen=True)
 class RequestCallback:
-    """Queue a callback to the caller (a side effect for the web layer to carry out)."""
+    """Queue a callback to the caller (a side effect for the web layer to carry out).
+
+    The web layer says in its place where the caller stands in line, when to expect the
+    call, and the ticket number.
+    """
 
     node: str
     language: str
     priority: str | None = None
     category: str | None = None
+    dial_number: str = ""
+    """The number the caller keyed in, in E.164; '' to call the caller id."""
+    window: str = ""
+    """The window the caller chose ('asap', 'afternoon', 'tomorrow_morning'); '' if not asked."""
 
 
 @dataclass(frozen=True)

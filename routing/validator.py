@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import holidays
 import phonenumbers
 
+from routing.callback_choices import callback_calendar, offers_windows
+from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
 from routing.errors import FlowError
-from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, Flow
+from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow
 from routing.hours import parse_day_spec, parse_time_range
 
 Path = tuple[str | int, ...]
@@ -70,6 +72,9 @@ class _Checks:
         self.check_transfers()
         self.check_calendars()
         self.check_menu_keywords()
+        for node_id, node in self.flow.nodes.items():
+            if isinstance(node, CallbackNode):
+                self.check_callback(node_id, node)
 
     # --- graph ---------------------------------------------------------------
 
@@ -338,6 +343,62 @@ class _Checks:
                                 f"menu '{node_id}' keyword '{word}' ({language}) is used by "
                                 f"options '{first}' and '{key}'; a keyword may pick one option",
                             )
+
+
+    # --- callbacks -------------------------------------------------------------
+
+    def check_callback(self, node_id: str, node: CallbackNode) -> None:
+        flow = self.flow
+        base: Path = ("nodes", node_id)
+        if node.calendar is not None and node.calendar not in flow.calendars:
+            self.error(
+                (*base, "calendar"),
+                f"callback '{node_id}' calendar '{node.calendar}' is not under 'calendars'"
+                f"{did_you_mean(node.calendar, flow.calendars)}",
+            )
+        elif node.windows and callback_calendar(flow, node) is None and (
+            flow.calendars or "windows" in node.model_fields_set
+        ):
+            known = ", ".join(flow.calendars) or "none"
+            self.error(
+                (*base, "windows") if "windows" in node.model_fields_set else base,
+                f"callback '{node_id}' offers windows but does not say which calendar they "
+                f"count in; add 'calendar:' (calendars: {known}) or set 'windows: false'",
+                at_key="windows" not in node.model_fields_set,
+            )
+        self.check_callback_texts(node_id, node)
+
+    def check_callback_texts(self, node_id: str, node: CallbackNode) -> None:
+        declared = self.flow.languages
+        texts_path: Path = ("nodes", node_id, "texts")
+        for name in needed_texts(node, offers_windows(self.flow, node)):
+            override = getattr(node.texts, name) or {}
+            for language in declared:
+                if language in override or language in BUILT_IN[name]:
+                    continue
+                if override:
+                    path, at_key = (*texts_path, name), False
+                elif "texts" in node.model_fields_set:
+                    path, at_key = texts_path, True
+                else:
+                    path, at_key = ("nodes", node_id), True
+                built_in = ", ".join(BUILT_IN[name])
+                self.error(
+                    path,
+                    f"callback '{node_id}' has no '{language}' text for '{name}' (built in: "
+                    f"{built_in}); write it under 'texts: {name}: {language}:'",
+                    at_key=at_key,
+                )
+        for name in type(node.texts).model_fields:
+            override = getattr(node.texts, name)
+            for language, text in (override or {}).items():
+                path = (*texts_path, name, language)
+                if language not in declared:
+                    self.error(path, f"callback '{node_id}' text '{name}' has '{language}', "
+                               "which 'languages' does not declare", at_key=True)
+                problem = placeholder_problem(name, text)
+                if problem:
+                    self.error(path, f"callback '{node_id}' text '{name}' ({language}) {problem}")
 
 
 def phone_number_problem(number: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from callbacks.callback_requests import (
     CallbackRequest,
     claim_next_callback,
     put_back,
+    queue_place,
     request_callback,
 )
 
@@ -158,3 +160,23 @@ def test_the_same_call_delivered_twice_counts_once(app: Flask) -> None:
     with app.extensions["ivr.sessions"]() as session:
         request = session.get(CallbackRequest, first)
         assert request is not None and request.contacts == 1
+
+
+def test_the_place_in_line_follows_deadlines_and_a_join_updates_number_and_window(
+        app: Flask) -> None:
+    first, second, third = add(app, ask("+4915100000011", "P3", timedelta(hours=4)),
+                               ask("+4915100000012", "P1", timedelta(minutes=15)),
+                               ask("+4915100000013", "P3", timedelta(hours=4)))
+    later = dataclasses.replace(ask("+4915100000011", "P3", timedelta(hours=8),
+                                    available_in=timedelta(hours=6)),
+                                dial_number="+4915199999999", window="afternoon")
+    (joined,) = add(app, later)
+    with app.extensions["ivr.sessions"]() as session:
+        places = {i: queue_place(session, session.get(CallbackRequest, i))
+                  for i in (first, second, third)}
+        request = session.get(CallbackRequest, first)
+        assert request is not None and joined == first
+        assert (request.dial_number, request.window) == ("+4915199999999", "afternoon")
+        assert request.available_at == NOW + timedelta(hours=6)
+        assert request.due_at == NOW + timedelta(hours=6)  # never before the window opens
+    assert places == {second: 1, third: 2, first: 3}  # its own later window moved it back

@@ -96,6 +96,9 @@ def test_the_embedded_sqlite_default_migrates_and_answers_calls(tmp_path: Path) 
         phone.press("1")  # password or locked account
         assert phone.twiml is not None and "callback, press 3" in " ".join(said(phone.twiml))
         phone.press("3")  # a callback
+        phone.press("1")  # as soon as possible
+        phone.press("1")  # at the number I call from
+        assert "10001" in " ".join(said(phone.twiml)).replace(" ", "")
     with app.extensions["ivr.sessions"]() as session:
         request = session.scalars(select(CallbackRequest)).one()
         assert (request.category, request.priority, request.contacts) == ("password", "P2", 2)

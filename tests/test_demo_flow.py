@@ -195,6 +195,10 @@ def test_categories_and_priorities(flow: Flow) -> None:
         assert found == categories, kind
     assert flow.nodes["outage_callback"].priority == "P1"
     assert flow.nodes["password_callback"].priority == "P2"
+    for node_id, node in flow.nodes.items():
+        if node.type == "callback":  # no number to call back: the caller still leaves a message
+            assert flow.nodes[node.on_failure].type == "voicemail", node_id
+            assert node.confirm_number and node.windows and len(flow.calendars) == 1
     for node in flow.nodes.values():
         if node.type == "voicemail":
             assert node.max_length == 120

@@ -461,15 +461,26 @@ def test_voicemail_with_next_continues_after_the_recording(desk: CompiledFlow) -
     assert turn.outcome == "voicemail"  # what the call achieved, not how it ended
 
 
-def test_callback_queues_a_request_and_confirms_it(desk: CompiledFlow) -> None:
-    turn = advance(desk, at_main("ru"), Digits("2"), OPEN)
+def test_callback_asks_window_and_number_then_queues_and_confirms(desk: CompiledFlow) -> None:
+    caller = "+4915112345678"
+    turn = advance(desk, at_main("ru"), Digits("2"), OPEN, caller)
+    (window,) = turn.steps
+    assert isinstance(window, Gather) and window.position == Position(
+        "network_callback", "ru", 0, "window")
+    assert turn.path == ("network_callback",) and turn.outcome is None
+    turn = advance(desk, window.position, Digits("2"), OPEN, caller)
+    (confirm,) = turn.steps
+    assert isinstance(confirm, Gather)
+    assert confirm.position == Position("network_callback", "ru", 0, "confirm", "afternoon")
+    assert "5 6 7 8" in confirm.prompts[0].text and confirm.prompts[0].language == "ru"
+    turn = advance(desk, confirm.position, Digits("1"), OPEN, caller)
     assert turn.steps == (
-        RequestCallback("network_callback", "ru", "P2", "network"),
         said("callback", "ru"),
+        RequestCallback("network_callback", "ru", "P2", "network", "", "afternoon"),
         said("goodbye", "ru"),
         Hangup(),
     )
-    assert turn.path == ("network_callback", "goodbye")
+    assert turn.path == ("goodbye",)
     assert turn.outcome == "callback"
 
 

@@ -200,6 +200,31 @@ def test_missing_translation_is_reported_at_the_prompt() -> None:
     assert problems(text) == ["f.yaml:31:13: node 'main' prompt has no 'de' text"]
 
 
+def test_callback_texts_missing_in_a_declared_language_are_reported_at_the_node() -> None:
+    text = textwrap.dedent(
+        """\
+        name: callbacks
+        languages: [en, cs]
+        default_language: en
+        start: cb
+        nodes:
+          cb:
+            type: callback
+            prompt: {en: "Booked.", cs: "Zarezervováno."}
+            confirm_number: false
+            texts:
+              key_in: {cs: "Zadejte číslo."}
+            next: bye
+          bye: {type: hangup}
+        """
+    )
+    assert problems(text) == [
+        f"f.yaml:10:5: callback 'cb' has no 'cs' text for '{name}' (built in: en, de, pl, ru); "
+        f"write it under 'texts: {name}: cs:'"
+        for name in ("invalid_number", "no_number", "queued", "ticket")
+    ]
+
+
 def test_undeclared_prompt_language_is_reported_at_its_key() -> None:
     text = changed('eine Nachricht."}', 'eine Nachricht.", fr: "Laissez un message."}')
     assert problems(text) == [

@@ -422,25 +422,40 @@ def test_a_callback_request_is_confirmed_and_logged(open_app: Flask) -> None:
     phone = Phone(open_app.test_client())
     phone.dial_in()
     phone.press("1")
-    menu_action = phone.gather_action()
-    twiml = phone.press("3")
-    assert said(twiml) == ["We will call you back.", "Goodbye."]
-    phone.post(menu_action, Digits="3")  # Twilio again: still one request, one contact
+    phone.press("3")  # the callback: when?
+    phone.press("1")  # as soon as possible; then: is it this number?
+    confirm_action = phone.gather_action()
+    twiml = phone.press("1")
+    assert said(twiml) == [
+        "We will call you back.",
+        "You are number 1 in line. We will call you back by 11 a.m. at the latest.",
+        "Your ticket number is 1 0 0 0 1. I repeat: 1 0 0 0 1.",
+        "Goodbye.",
+    ]
+    phone.post(confirm_action, Digits="1")  # Twilio again: still one request, one contact
     with open_app.extensions["ivr.sessions"]() as session:
         call = session.scalar(select(Call))
         assert call is not None and call.outcome == "callback"
         request = session.scalars(select(CallbackRequest)).one()
         assert (request.caller, request.priority, request.contacts) == (CALLER, "P2", 1)
+        assert (request.dial_number, request.window) == ("", "asap")
         assert request.due_at == OPEN + timedelta(hours=1)  # P2: one hour, desk open
+        assert request.available_at == OPEN
         assert "menu: P2" in request.reasons
 
 
-def test_a_withheld_number_cannot_be_queued_for_a_callback(open_app: Flask) -> None:
+def test_a_withheld_number_keys_in_the_number_to_call(open_app: Flask) -> None:
     phone = Phone(open_app.test_client(), caller="anonymous")
     phone.dial_in()
     phone.press("1")
-    assert said(phone.press("3"))[0] == "We will call you back."
-    assert count(open_app, CallbackRequest) == 0
+    phone.press("3")
+    twiml = phone.press("1")
+    assert said(twiml) == ["Please enter the number we should call, with the area code, and "
+                           "finish with the hash key."]
+    assert said(phone.press("0301234567"))[0] == "We will call you back."
+    with open_app.extensions["ivr.sessions"]() as session:
+        request = session.scalars(select(CallbackRequest)).one()
+        assert (request.caller, request.dial_number) == ("+49301234567", "+49301234567")
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def line(database_url: str, redis_url: str, settings: Settings,
     standin.reset()
     app = create_app(app_config(
         database_url, REDIS_URL=redis_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_API_BASE_URL=standin.url, MAX_VOICEMAIL_SECONDS=30))
+        TWILIO_API_BASE_URL=standin.url, MAX_VOICEMAIL_SECONDS=30, CONFIGURE_RUNTIME=False))
     publish(app, KOREAN_FLOW)
     yield app
     empty_tables(app)

@@ -1,0 +1,269 @@
+"""The agents' desk: the call list in queue order, a callback's and a ticket's story, and the
+one-click actions (call now, snooze, resolve with a note, reassign, availability).
+
+The console pages and the JSON API both call these functions; they hold no HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbacks import runtime
+from callbacks.agents import AVAILABILITY, Agent, set_availability
+from callbacks.attempts import CallbackAttempt, attempts_for
+from callbacks.callback_requests import OPEN_STATUSES, CallbackRequest
+from callbacks.db import utcnow
+from callbacks.dialer import enqueue_dial
+from callbacks.queues import enqueue_status_sms
+from callbacks.tickets import (
+    Ticket,
+    TicketEvent,
+    add_event,
+    history,
+    open_ticket_for_callback,
+)
+from callbacks.voicemail import VoicemailAudio
+
+SNIPPET = 140
+"""Characters of a transcript shown in the call list."""
+
+
+class DeskError(ValueError):
+    """An action that cannot be done as asked; the message says why, for the agent."""
+
+
+@dataclass(frozen=True)
+class CallListEntry:
+    """One line of the call list: who, why, how urgent, since when, how many tries."""
+
+    id: int
+    caller: str
+    caller_name: str
+    dial_number: str
+    category: str
+    priority: str
+    reasons: str
+    status: str
+    language: str
+    window: str
+    first_contact_at: datetime
+    due_at: datetime
+    available_at: datetime
+    wait_minutes: int
+    overdue: bool
+    waiting_for_window: bool
+    attempts: int
+    contacts: int
+    ticket_id: int | None
+    ticket_number: str | None
+    snippet: str
+    assigned_agent: str | None
+    claimed_by: str | None
+
+
+@dataclass(frozen=True)
+class CallbackStory:
+    """A callback with its ticket, its attempts and the ticket's history."""
+
+    entry: CallListEntry
+    ticket: Ticket | None
+    attempts: list[CallbackAttempt]
+    events: list[TicketEvent]
+
+
+@dataclass(frozen=True)
+class TicketStory:
+    """A ticket with its transcript, whether audio is kept, its history and its callbacks."""
+
+    ticket: Ticket
+    has_audio: bool
+    events: list[TicketEvent]
+    callbacks: list[CallListEntry]
+
+
+def call_list(session: Session, now: datetime | None = None, *, include_closed: bool = False,
+              limit: int = 200) -> list[CallListEntry]:
+    """Open callbacks in the order the dialer takes them (earliest deadline first)."""
+    moment = now or utcnow()
+    query = select(CallbackRequest, Ticket).outerjoin(
+        Ticket, Ticket.id == CallbackRequest.ticket_id)
+    if not include_closed:
+        query = query.where(CallbackRequest.status.in_(OPEN_STATUSES))
+    rows = session.execute(query.order_by(CallbackRequest.due_at, CallbackRequest.id)
+                           .limit(limit)).all()
+    names = _agent_names(session)
+    return [_entry(request, ticket, names, moment) for request, ticket in rows]
+
+
+def callback_story(session: Session, request_id: int,
+                   now: datetime | None = None) -> CallbackStory | None:
+    """Everything about one callback, or None if there is no such request."""
+    request = session.get(CallbackRequest, request_id)
+    if request is None:
+        return None
+    ticket = session.get(Ticket, request.ticket_id) if request.ticket_id else None
+    entry = _entry(request, ticket, _agent_names(session), now or utcnow())
+    events = history(session, ticket.id) if ticket else []
+    return CallbackStory(entry, ticket, attempts_for(session, request.id), events)
+
+
+def ticket_story(session: Session, ticket_id: int,
+                 now: datetime | None = None) -> TicketStory | None:
+    """Everything about one ticket, or None if there is no such ticket."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    has_audio = ticket.voicemail_id is not None and session.scalar(
+        select(VoicemailAudio.voicemail_id).where(
+            VoicemailAudio.voicemail_id == ticket.voicemail_id)) is not None
+    names = _agent_names(session)
+    requests = session.scalars(select(CallbackRequest).where(
+        CallbackRequest.ticket_id == ticket.id).order_by(CallbackRequest.id))
+    moment = now or utcnow()
+    return TicketStory(ticket, bool(has_audio), history(session, ticket.id),
+                       [_entry(request, ticket, names, moment) for request in requests])
+
+
+def ticket_audio(session: Session, ticket_id: int) -> bytes | None:
+    """The kept recording of a ticket's voicemail (for signed-in agents only)."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or ticket.voicemail_id is None:
+        return None
+    audio = session.get(VoicemailAudio, ticket.voicemail_id)
+    return audio.data if audio is not None else None
+
+
+def snooze_callback(session: Session, request_id: int, until: datetime, by: Agent,
+                    now: datetime | None = None) -> CallbackRequest:
+    """Hide a waiting callback from the dialer until `until` (the deadline stays as it was)."""
+    request = _pending(session, request_id)
+    if until.tzinfo is None:
+        raise DeskError("give the time with its time zone")
+    if until <= (now or utcnow()):
+        raise DeskError("snooze until a time in the future")
+    until = until.astimezone(UTC)  # the history below says UTC
+    request.available_at = until
+    _log(session, request, "snoozed", f"until {until:%Y-%m-%d %H:%M} UTC", by)
+    session.commit()
+    return request
+
+
+def reassign_callback(session: Session, request_id: int, agent_id: int | None,
+                      by: Agent) -> CallbackRequest:
+    """Reserve a callback for one agent (only they will get it), or free it for everyone."""
+    request = session.get(CallbackRequest, request_id, with_for_update=True)
+    if request is None or request.status not in OPEN_STATUSES:
+        raise DeskError("this callback is closed")
+    target = session.get(Agent, agent_id) if agent_id is not None else None
+    if agent_id is not None and (target is None or not target.active):
+        raise DeskError("no such agent")
+    request.assigned_agent_id = agent_id
+    _log(session, request, "reassigned", f"to {target.name}" if target else "to anyone", by)
+    session.commit()
+    if target is not None:
+        enqueue_dial(runtime.redis(), target.id)
+    return request
+
+
+def resolve_callback(session: Session, request_id: int, note: str,
+                     by: Agent) -> CallbackRequest:
+    """Close a callback (and its ticket) with a note; the caller gets a status SMS.
+
+    A callback queued without a ticket gets one here, so the note is kept and the caller's
+    text can quote a ticket number.
+    """
+    if not note.strip():
+        raise DeskError("write a short note for the caller")
+    request = session.get(CallbackRequest, request_id, with_for_update=True)
+    if request is None:
+        raise DeskError("no such callback")
+    if request.status == "claimed":
+        raise DeskError("this callback is being dialled; resolve it after the call")
+    if request.status == "pending":
+        request.status, request.closed_at = "done", utcnow()
+    if request.ticket_id is None:
+        open_ticket_for_callback(session, request, request.first_call_sid)
+    assert request.ticket_id is not None
+    resolve_ticket(session, request.ticket_id, note, by)
+    return request
+
+
+def resolve_ticket(session: Session, ticket_id: int, note: str, by: Agent) -> Ticket:
+    """Resolve a ticket with a note, close its waiting callbacks, and text the caller."""
+    note = note.strip()
+    if not note:
+        raise DeskError("write a short note for the caller")
+    ticket = session.get(Ticket, ticket_id, with_for_update=True)
+    if ticket is None:
+        raise DeskError("no such ticket")
+    if ticket.status == "resolved":
+        raise DeskError(f"ticket {ticket.number} is resolved already")
+    for request in session.scalars(select(CallbackRequest).where(
+            CallbackRequest.ticket_id == ticket.id, CallbackRequest.status == "pending")):
+        request.status, request.closed_at = "done", utcnow()
+    ticket.status = "resolved"
+    add_event(session, ticket, "resolved", note, by=by.username)
+    session.commit()
+    enqueue_status_sms(runtime.redis(), "resolved", ticket_id=ticket.id)
+    return ticket
+
+
+def change_availability(session: Session, agent: Agent, availability: str) -> Agent:
+    """An agent sets their state; becoming available lets the dialer give them the next call."""
+    if availability == "on_call":
+        raise DeskError("'on call' is set by the dialer")
+    if agent.availability == "on_call":
+        raise DeskError("you are on a call; your state changes when it ends")
+    if not set_availability(session, agent, availability):
+        raise DeskError(f"availability is one of {', '.join(AVAILABILITY)}")
+    session.commit()
+    if availability == "available" and agent.dial_mode == "progressive":
+        enqueue_dial(runtime.redis(), agent.id)
+    return agent
+
+
+def _pending(session: Session, request_id: int) -> CallbackRequest:
+    request = session.get(CallbackRequest, request_id, with_for_update=True)
+    if request is None:
+        raise DeskError("no such callback")
+    if request.status != "pending":
+        raise DeskError(f"this callback is {request.status}, not waiting")
+    return request
+
+
+def _log(session: Session, request: CallbackRequest, kind: str, detail: str,
+         by: Agent) -> None:
+    ticket = session.get(Ticket, request.ticket_id) if request.ticket_id else None
+    if ticket is not None:
+        add_event(session, ticket, kind, f"callback {request.id} {detail}", by=by.username)
+
+
+def _agent_names(session: Session) -> dict[int, str]:
+    return {agent.id: agent.name for agent in session.scalars(select(Agent))}
+
+
+def _entry(request: CallbackRequest, ticket: Ticket | None, names: dict[int, str],
+           now: datetime) -> CallListEntry:
+    employee = runtime.directory().lookup(request.caller)
+    transcript = ticket.transcript if ticket is not None else ""
+    return CallListEntry(
+        id=request.id, caller=request.caller, caller_name=employee.name if employee else "",
+        dial_number=request.dial_number or request.caller, category=request.category,
+        priority=request.priority, reasons=request.reasons, status=request.status,
+        language=request.language, window=request.window,
+        first_contact_at=request.first_contact_at, due_at=request.due_at,
+        available_at=request.available_at,
+        wait_minutes=max(0, int((now - request.first_contact_at).total_seconds() // 60)),
+        overdue=request.status in OPEN_STATUSES and request.due_at < now,
+        waiting_for_window=request.available_at > now,
+        attempts=request.attempts, contacts=request.contacts, ticket_id=request.ticket_id,
+        ticket_number=ticket.number if ticket is not None else None,
+        snippet=transcript[:SNIPPET] + ("…" if len(transcript) > SNIPPET else ""),
+        assigned_agent=names.get(request.assigned_agent_id) if request.assigned_agent_id
+        else None,
+        claimed_by=request.claimed_by,
+    )

@@ -1,0 +1,87 @@
+"""Follow-up texts to callers: their callback could not reach them, their ticket is resolved."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbacks import runtime
+from callbacks.callback_requests import CallbackRequest
+from callbacks.jobs import RetryLater
+from callbacks.sms import can_receive_sms, sms_text
+from callbacks.telephony import TelephonyError, send_sms
+from callbacks.tickets import Ticket, TicketEvent, add_event
+
+log = logging.getLogger(__name__)
+
+KINDS = ("unreachable", "resolved")
+MAX_NOTE = 300
+"""Characters of an agent's note that go into a resolution text (SMS segments cost money)."""
+
+
+def status_text(kind: str, language: str, *, ticket: Ticket | None, attempts: int = 0,
+                note: str = "") -> str:
+    """The follow-up message of `kind` in the caller's language."""
+    if kind == "unreachable":
+        about = sms_text("ticket_about", language, number=ticket.number) if ticket else ""
+        return sms_text("callback_unreachable", language, attempts=str(attempts), about=about)
+    if kind == "resolved":
+        assert ticket is not None
+        return sms_text("ticket_resolved", language, number=ticket.number,
+                        note=note.strip()[:MAX_NOTE]).strip()
+    raise ValueError(f"unknown follow-up {kind!r}")
+
+
+def send_status_sms(kind: str, request_id: int | None, ticket_id: int | None) -> str | None:
+    """Job: text the caller a follow-up; recorded on the ticket (sent, skipped or failed)."""
+    settings = runtime.settings()
+    with runtime.sessions()() as session:
+        request = session.get(CallbackRequest, request_id) if request_id else (
+            session.scalar(select(CallbackRequest).where(CallbackRequest.ticket_id == ticket_id)
+                           .order_by(CallbackRequest.id.desc()).limit(1)) if ticket_id else None)
+        if ticket_id is None and request is not None:
+            ticket_id = request.ticket_id
+        ticket = session.get(Ticket, ticket_id) if ticket_id else None
+        caller = ticket.caller if ticket else (request.caller if request else "")
+        language = (ticket.language if ticket else "") or (request.language if request else "")
+        note = ""
+        if kind == "resolved" and ticket is not None:
+            note = resolution_note(session, ticket.id)
+        body = status_text(kind, language or "en", ticket=ticket,
+                           attempts=request.attempts if request else 0, note=note)
+        if not can_receive_sms(caller):
+            if ticket is not None:
+                add_event(session, ticket, "sms_skipped",
+                          f"{kind}: the caller's number cannot receive texts")
+                session.commit()
+            return None
+    try:
+        sid = send_sms(settings, caller, body)
+    except TelephonyError as error:
+        if error.retryable:
+            raise RetryLater(str(error)) from error
+        _record(ticket_id, "sms_failed", f"{kind}: {error}")
+        return None
+    _record(ticket_id, "sms_sent", f"{kind} ({language or 'en'}): {sid}")
+    return sid
+
+
+def resolution_note(session: Session, ticket_id: int) -> str:
+    """The note of the ticket's latest resolution, or ''."""
+    return session.scalar(
+        select(TicketEvent.detail)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "resolved")
+        .order_by(TicketEvent.id.desc()).limit(1)
+    ) or ""
+
+
+def _record(ticket_id: int | None, kind: str, detail: str) -> None:
+    if ticket_id is None:
+        return
+    with runtime.sessions()() as session:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is not None:
+            add_event(session, ticket, kind, detail)
+            session.commit()
