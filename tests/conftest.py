@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
 AUTH_TOKEN = "test-auth-token-5f2a9c0e7b1d4e6f"
 PUBLIC_BASE_URL = "https://support.example.test"
+STANDIN_ACCOUNT_SID = "AC" + "7" * 32
+LINE = "+493012345678"
+"""The demo flow's number: callbacks and texts come from it in the desk tests."""
 ADMIN_URL = os.environ.get(
     "IVR_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -156,6 +159,31 @@ def empty_tables(application: Flask) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
     clear_cache()
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[Any]:
+    """Twilio's REST API played on loopback for a module's tests (reset by `desk_app`)."""
+    from ivr.standin import StandinServer
+
+    with StandinServer(STANDIN_ACCOUNT_SID, AUTH_TOKEN) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def desk_app(database_url: str, redis_url: str, standin: Any, **extra: Any) -> Iterator[Flask]:
+    """The app on the test database and Redis, placing calls and texts through the stand-in;
+    every table is emptied afterwards."""
+    from ivr import create_app
+
+    standin.reset()
+    settings = {"REDIS_URL": redis_url, "TWILIO_ACCOUNT_SID": STANDIN_ACCOUNT_SID,
+                "TWILIO_API_BASE_URL": standin.url, "CALLBACK_FROM": LINE, "SMS_FROM": LINE}
+    application = create_app(app_config(database_url, **{**settings, **extra}))
+    try:
+        yield application
+    finally:
+        empty_tables(application)
 
 
 @pytest.fixture

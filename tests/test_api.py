@@ -24,33 +24,18 @@ from callbacks.queues import URGENT
 from callbacks.tickets import Ticket, TicketEvent, add_event
 from callbacks.voicemail import Voicemail, VoicemailAudio
 from ivr.standin import StandinServer
-from tests.conftest import AUTH_TOKEN, app_config, empty_tables
+from tests.conftest import desk_app
 
-ACCOUNT = "AC" + "7" * 32
 PASSWORD = "correct horse battery"
 RANK = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 28
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinServer]:
-    """Twilio's REST API, played on loopback (the dialer places calls through it)."""
-    with StandinServer(ACCOUNT, AUTH_TOKEN) as server:
-        yield server
-
-
 @pytest.fixture
 def app(database_url: str, redis_url: str, standin: StandinServer) -> Iterator[Flask]:
     """The app on the test database, private Redis and the Twilio stand-in."""
-    from ivr import create_app
-
-    standin.reset()
-    application = create_app(app_config(database_url, REDIS_URL=redis_url,
-                                        TWILIO_ACCOUNT_SID=ACCOUNT,
-                                        TWILIO_API_BASE_URL=standin.url,
-                                        CALLBACK_FROM="+4930555000"))
-    yield application
-    empty_tables(application)
+    with desk_app(database_url, redis_url, standin) as application:
+        yield application
 
 
 class Desk:

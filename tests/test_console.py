@@ -22,8 +22,7 @@ from callbacks.queues import URGENT
 from callbacks.tickets import Ticket, history, ticket_number
 from callbacks.voicemail import Voicemail, VoicemailAudio
 from ivr.standin import StandinServer
-from tests.conftest import AUTH_TOKEN, app_config, empty_tables, publish
-from tests.voicemail_helpers import ACCOUNT_SID
+from tests.conftest import app_config, desk_app, empty_tables, publish
 
 PASSWORD = "correct horse battery"
 AGENT_PHONE = "+4930555020"
@@ -32,24 +31,11 @@ RANKS = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinServer]:
-    with StandinServer(ACCOUNT_SID, AUTH_TOKEN) as server:
-        yield server
-
-
 @pytest.fixture
 def desk(database_url: str, redis_url: str, standin: StandinServer) -> Iterator[Flask]:
     """The app wired to the stand-in; times shown in Berlin."""
-    from ivr import create_app
-
-    standin.reset()
-    app = create_app(app_config(database_url, REDIS_URL=redis_url,
-                                TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_BASE_URL=standin.url,
-                                CALLBACK_FROM="+493012345678", SMS_FROM="+493012345678",
-                                DISPLAY_TIMEZONE="Europe/Berlin"))
-    yield app
-    empty_tables(app)
+    with desk_app(database_url, redis_url, standin, DISPLAY_TIMEZONE="Europe/Berlin") as app:
+        yield app
 
 
 @pytest.fixture

@@ -23,32 +23,19 @@ from callbacks.queues import QUEUES, URGENT
 from callbacks.tickets import Ticket, history
 from ivr.simulator.outbound import CallerBehaviour, play_outbound_call
 from ivr.standin import StandinServer
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, app_config, empty_tables, sign
-from tests.voicemail_helpers import ACCOUNT_SID, MOBILE_CALLER
+from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, sign
+from tests.voicemail_helpers import MOBILE_CALLER
 
-LINE = "+493012345678"
 AGENT_PHONE = "+4930555010"
 RANKS = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandinServer]:
-    with StandinServer(ACCOUNT_SID, AUTH_TOKEN) as server:
-        yield server
 
 
 @pytest.fixture
 def desk(database_url: str, redis_url: str, standin: StandinServer) -> Iterator[Flask]:
     """The app wired to the stand-in, with retries after 10, 30 and 120 minutes, 3 attempts."""
-    from ivr import create_app
-
-    standin.reset()
-    app = create_app(app_config(
-        database_url, REDIS_URL=redis_url, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_API_BASE_URL=standin.url, CALLBACK_FROM=LINE, SMS_FROM=LINE,
-        CALLBACK_MAX_ATTEMPTS=3, CALLBACK_RETRY_MINUTES="10,30,120"))
-    yield app
-    empty_tables(app)
+    with desk_app(database_url, redis_url, standin, CALLBACK_MAX_ATTEMPTS=3,
+                  CALLBACK_RETRY_MINUTES="10,30,120") as app:
+        yield app
 
 
 def _agent(app: Flask, name: str = "ana", availability: str = "available",
