@@ -27,7 +27,7 @@ DEFAULT_BUSINESS_DAY = timedelta(hours=8)
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _TOP_KEYS = ("levels", "default", "business_day", "repeat_calls", "departments")
 _LEVEL_KEYS = ("target", "business_hours")
-_REPEAT_KEYS = ("boost", "window")
+_REPEAT_KEYS = ("boost", "window", "from_call")
 
 Path = tuple[str | int, ...]
 
@@ -50,6 +50,7 @@ class PriorityPolicy:
     repeat_call_boost: int = 1
     repeat_window: timedelta = timedelta(hours=24)
     department_priorities: Mapping[str, str] = field(default_factory=dict)
+    repeat_from_call: int = 2
 
     def __post_init__(self) -> None:
         names = [level.name for level in self.levels]
@@ -133,8 +134,8 @@ def priority_for(
     """A request's priority and the reasons for it, in the order the rules applied.
 
     `repeat_calls` counts this caller's calls within the policy's repeat window, this one
-    included (1 = first call). The second call is not raised (callers often ring again right
-    after leaving a message); from the third on each call raises by the policy's boost.
+    included (1 = first call). From the policy's `from_call` on (the second call by default)
+    each call raises by the policy's boost, two levels at most.
     """
     reasons: list[str] = []
     sources = (
@@ -161,7 +162,8 @@ def priority_for(
         verb = "raised to" if raised != priority else "already"
         reasons.append(f"VIP caller: {verb} {raised}")
         priority = raised
-    steps = min(MAX_REPEAT_LEVELS, max(0, repeat_calls - 2) * policy.repeat_call_boost)
+    repeats = max(0, repeat_calls - policy.repeat_from_call + 1)
+    steps = min(MAX_REPEAT_LEVELS, repeats * policy.repeat_call_boost)
     if steps:
         raised = policy.raise_by(priority, steps)
         heading = f"{_ordinal(repeat_calls)} call in {_span(policy.repeat_window)}"
@@ -220,11 +222,12 @@ class _PolicyReader(LocatedReader):
             self.error((), "missing 'default': the level of a request nothing else ranks")
         elif names and default not in names:
             self.unknown_level(("default",), default, names)
-        boost, window = self.repeat_calls(data)
+        boost, window, from_call = self.repeat_calls(data)
         departments = self.departments(data, names)
         if self.errors:
             raise FlowInvalid(self.errors)
-        return PriorityPolicy(tuple(levels), str(default), boost, window, departments)
+        return PriorityPolicy(tuple(levels), str(default), boost, window, departments,
+                              repeat_from_call=from_call)
 
     def unknown_level(self, path: Path, name: Any, names: list[str]) -> None:
         self.error(path, f"unknown priority '{name}'{did_you_mean(str(name), names)}; "
@@ -284,15 +287,15 @@ class _PolicyReader(LocatedReader):
                 levels.append(PriorityLevel(str(name), target, in_business))
         return levels
 
-    def repeat_calls(self, data: dict[str, Any]) -> tuple[int, timedelta]:
-        boost, window = 1, timedelta(hours=24)
+    def repeat_calls(self, data: dict[str, Any]) -> tuple[int, timedelta, int]:
+        boost, window, from_call = 1, timedelta(hours=24), 2
         value = data.get("repeat_calls")
         if value is None:
-            return boost, window
+            return boost, window, from_call
         if not isinstance(value, dict):
-            self.error(("repeat_calls",), "repeat_calls must be a mapping with 'boost' and "
-                       "'window', e.g. {boost: 1, window: 24h}")
-            return boost, window
+            self.error(("repeat_calls",), "repeat_calls must be a mapping with 'boost', "
+                       "'window' and 'from_call', e.g. {boost: 1, window: 24h, from_call: 2}")
+            return boost, window, from_call
         self.unknown_keys(value, ("repeat_calls",), _REPEAT_KEYS, "in repeat_calls")
         given = value.get("boost", boost)
         if isinstance(given, bool) or not isinstance(given, int) or given < 0:
@@ -302,7 +305,13 @@ class _PolicyReader(LocatedReader):
             boost = given
         if "window" in value:
             window = self.duration(("repeat_calls", "window"), value["window"]) or window
-        return boost, window
+        first = value.get("from_call", from_call)
+        if isinstance(first, bool) or not isinstance(first, int) or first < 2:
+            self.error(("repeat_calls", "from_call"), "from_call must be the first repeat call "
+                       f"that raises the priority (2 or more), got {first!r}")
+        else:
+            from_call = first
+        return boost, window, from_call
 
     def departments(self, data: dict[str, Any], names: list[str]) -> dict[str, str]:
         value = data.get("departments")

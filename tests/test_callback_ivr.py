@@ -480,10 +480,10 @@ def test_calling_again_joins_the_request_keeps_its_place_and_raises_it(desk: Fla
     assert (joined.window, joined.dial_number) == ("tomorrow_morning", "+4915187654321")
     assert joined.available_at == datetime(2026, 11, 26, 8, 0, tzinfo=BERLIN)
     assert joined.due_at >= joined.available_at
-    assert joined.priority == "P2"  # the second call is not raised (priorities.yaml) ...
+    assert (before.priority, joined.priority) == ("P2", "P1")  # calling again raises it
     ask_for_callback(Phone(desk.test_client(), call_sid="CA" + "3" * 32))
     (third,) = rows(desk)
-    assert (third.contacts, third.priority) == (3, "P1")  # ... the third is
+    assert (third.contacts, third.priority) == (3, "P1")  # P1 is the top
     assert (third.window, third.dial_number) == ("asap", "")
     assert third.first_contact_at == before.first_contact_at
     assert len(tickets(desk)) == 1 and len(sms_jobs(redis_url)) == 1

@@ -185,8 +185,8 @@ def test_vip_raises_one_level(policy: PriorityPolicy) -> None:
 
 @pytest.mark.parametrize(("calls", "expected", "reason"), [
     (1, "P4", None),
-    (2, "P4", None),
-    (3, "P3", "3rd call in 24 h: raised one level"),
+    (2, "P3", "2nd call in 24 h: raised one level"),
+    (3, "P2", "3rd call in 24 h: raised two levels"),
     (4, "P2", "4th call in 24 h: raised two levels"),
     (9, "P2", "9th call in 24 h: raised two levels"),
 ])
@@ -205,9 +205,16 @@ def test_repeat_boost_from_the_policy() -> None:
 
 
 def test_vip_and_repeats_stack(policy: PriorityPolicy) -> None:
-    priority, reasons = decide(policy, menu_priority="P4", vip=True, repeat_calls=3)
+    priority, reasons = decide(policy, menu_priority="P4", vip=True, repeat_calls=2)
     assert priority == "P2"
-    assert reasons == ("menu: P4", "VIP caller: raised to P3", "3rd call in 24 h: raised one level")
+    assert reasons == ("menu: P4", "VIP caller: raised to P3", "2nd call in 24 h: raised one level")
+
+
+def test_repeat_raising_may_start_later() -> None:
+    levels = tuple(PriorityLevel(f"P{n}", timedelta(hours=n), True) for n in range(1, 5))
+    policy = PriorityPolicy(levels, "P3", repeat_from_call=3)
+    assert decide(policy, menu_priority="P4", repeat_calls=2) == ("P4", ("menu: P4",))
+    assert decide(policy, menu_priority="P4", repeat_calls=3)[0] == "P3"
 
 
 def test_outage_goes_to_the_top(policy: PriorityPolicy) -> None:
