@@ -34,6 +34,7 @@ from callbacks.db import utcnow
 from callbacks.queues import (
     enqueue_dial_job,
     enqueue_status_sms,
+    enqueue_survey_sms,
     enqueue_wrap_up_end,
     schedule_dial_sweep,
 )
@@ -216,6 +217,8 @@ def caller_dial_ended(session: Session, settings: Settings, attempt_id: int, sta
         release_agent(session, attempt.agent_id, agent_state, moment)
     session.commit()
     _after_release(settings, attempt.agent_id, agent_state)
+    if result.outcome == "completed" and settings.survey.enabled:
+        _queue_survey(request, attempt.agent_id)
     if result.request_status == "unreachable":
         # Keyed by the ticket when there is one, like the reconciler's check: never twice.
         enqueue_status_sms(runtime.redis(), "unreachable",
@@ -318,6 +321,14 @@ def _after_release(settings: Settings, agent_id: int | None, state: str) -> None
             enqueue_dial(runtime.redis(), agent_id)
     except Exception:
         log.warning("could not queue the agent's next step; the sweep will", exc_info=True)
+
+
+def _queue_survey(request: CallbackRequest, agent_id: int | None) -> None:
+    try:
+        enqueue_survey_sms(runtime.redis(), request.id, request.ticket_id, agent_id)
+    except Exception:
+        # Redis down: a survey is a nicety, the callback itself is done and recorded.
+        log.warning("could not queue the survey SMS of callback %s", request.id, exc_info=True)
 
 
 def _schedule_sweep(at: datetime) -> None:

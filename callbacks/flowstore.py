@@ -83,28 +83,42 @@ def publish_flow(session: Session, text: str, filename: str, by: str = "") -> Fl
     identical to an existing version republishes that version instead of adding a copy.
     """
     flow = parse_flow(text, filename)
-    digest = hashlib.sha256(text.encode()).hexdigest()
     with session.begin_nested() if session.in_transaction() else session.begin():
         _lock_flow_name(session, flow.name)
-        version = session.scalar(
-            select(FlowVersion).where(FlowVersion.name == flow.name, FlowVersion.sha256 == digest)
-        )
-        if version is None:
-            last = session.scalar(
-                select(func.max(FlowVersion.number)).where(FlowVersion.name == flow.name)
-            )
-            version = FlowVersion(
-                name=flow.name,
-                number=(last or 0) + 1,
-                filename=filename,
-                source=text,
-                sha256=digest,
-                compiled_json=flow.model_dump_json(),
-                created_by=by,
-            )
-            session.add(version)
-            session.flush()
+        version = _stored_version(session, flow, text, filename, by)
         _point_to(session, version, "publish", by)
+    return version
+
+
+def save_draft(session: Session, text: str, filename: str, by: str = "") -> FlowVersion:
+    """Validate `text` and store it as a version without publishing it (for test calls).
+
+    Raises FlowInvalid (nothing written) when the flow has any problem; a source identical to
+    an existing version returns that version.
+    """
+    flow = parse_flow(text, filename)
+    with session.begin_nested() if session.in_transaction() else session.begin():
+        _lock_flow_name(session, flow.name)
+        version = _stored_version(session, flow, text, filename, by)
+    return version
+
+
+def _stored_version(session: Session, flow: Flow, text: str, filename: str,
+                    by: str) -> FlowVersion:
+    """The version holding exactly `text`, added with the next number if there is none."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    version = session.scalar(
+        select(FlowVersion).where(FlowVersion.name == flow.name, FlowVersion.sha256 == digest)
+    )
+    if version is None:
+        last = session.scalar(
+            select(func.max(FlowVersion.number)).where(FlowVersion.name == flow.name)
+        )
+        version = FlowVersion(name=flow.name, number=(last or 0) + 1, filename=filename,
+                              source=text, sha256=digest, compiled_json=flow.model_dump_json(),
+                              created_by=by)
+        session.add(version)
+        session.flush()
     return version
 
 
@@ -132,6 +146,17 @@ def list_versions(session: Session, name: str | None = None) -> list[VersionSumm
                        v.id in published)
         for v in session.scalars(query)
     ]
+
+
+def publication_history(session: Session, name: str) -> list[tuple[FlowPublication, int]]:
+    """Every publish and rollback of flow `name`, newest first, with the version's number."""
+    rows = session.execute(
+        select(FlowPublication, FlowVersion.number)
+        .join(FlowVersion, FlowVersion.id == FlowPublication.version_id)
+        .where(FlowPublication.name == name)
+        .order_by(FlowPublication.at.desc(), FlowPublication.id.desc())
+    ).all()
+    return [(publication, number) for publication, number in rows]
 
 
 class PublishedLookup:

@@ -127,9 +127,11 @@ def transcribe_recording(audio: bytes, language: str, category_hint: str | None,
     found = rules.classify(transcript.text, language, menu_category=category_hint,
                            menu_priority=priority_hint)
     words = json.dumps([asdict(word) for word in transcript.words], ensure_ascii=False)
+    # The real-time factor is read back by /metrics (ivr/metrics.py): keep its wording.
+    factor = transcript.decode_seconds / transcript.audio_seconds if transcript.audio_seconds else 0
     detail = (f"{len(transcript.words)} words, confidence {transcript.confidence:.2f}, "
-              f"{transcript.audio_seconds:.1f} s audio in {transcript.decode_seconds:.1f} s; "
-              f"{'; '.join(found.reasons)}")
+              f"{transcript.audio_seconds:.1f} s audio in {transcript.decode_seconds:.1f} s "
+              f"(real-time factor {factor:.3f}); {'; '.join(found.reasons)}")
     return TranscriptionResult("done", transcript.text, words, transcript.confidence,
                                found.category, found.priority, notes, detail)
 

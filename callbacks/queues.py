@@ -100,3 +100,11 @@ def enqueue_status_sms(connection: Redis, kind: str, request_id: int | None = No
     job_id = status_sms_job_id(kind, request_id, ticket_id)
     return enqueue_unique(connection, URGENT, "callbacks.followups.send_status_sms", job_id,
                           kind, request_id, ticket_id, retry=SMS_RETRY, timeout=60)
+
+
+def enqueue_survey_sms(connection: Redis, request_id: int | None, ticket_id: int | None,
+                       agent_id: int | None) -> Job | None:
+    """Queue the survey text after a callback, once per ticket (or ticketless callback)."""
+    job_id = status_sms_job_id("survey", None if ticket_id else request_id, ticket_id)
+    return enqueue_unique(connection, URGENT, "callbacks.followups.send_survey_sms", job_id,
+                          request_id, ticket_id, agent_id, retry=SMS_RETRY, timeout=60)

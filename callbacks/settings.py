@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from callbacks.survey import SurveyPolicy
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -32,6 +34,7 @@ class Settings:
     callback_retry_minutes: tuple[int, ...] = (10, 30, 120)
     wrap_up_seconds: int = 60
     dial_timeout_seconds: int = 25
+    survey: SurveyPolicy = field(default_factory=SurveyPolicy)
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -59,6 +62,7 @@ class Settings:
             callback_retry_minutes=_minutes(config.get("CALLBACK_RETRY_MINUTES", "10,30,120")),
             wrap_up_seconds=int(config.get("WRAP_UP_SECONDS", 60)),
             dial_timeout_seconds=int(config.get("DIAL_TIMEOUT_SECONDS", 25)),
+            survey=SurveyPolicy.from_setting(config.get("SURVEY", True)),
         )
 
 

@@ -48,6 +48,38 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "IT Service Desk: ваша заявка на обратный звонок принята, мы вам перезвоним. "
         "Номер заявки: {number}; при повторном звонке назовите этот номер.",
     },
+    "survey_question": {
+        "en": "How satisfied are you with the help you got? Reply with a number from "
+        "1 (not at all) to 5 (very).",
+        "de": "Wie zufrieden sind Sie mit der Hilfe? Antworten Sie mit einer Zahl von "
+        "1 (gar nicht) bis 5 (sehr).",
+        "pl": "Jak bardzo jest Pan/Pani zadowolony/a z pomocy? Prosimy odpowiedzieć liczbą "
+        "od 1 (wcale) do 5 (bardzo).",
+        "ru": "Насколько вы довольны полученной помощью? Ответьте цифрой от 1 (совсем нет) "
+        "до 5 (очень).",
+    },
+    "survey_after_call": {
+        "en": "IT Service Desk: thank you for talking to us{about}.",
+        "de": "IT-Service-Desk: Vielen Dank für das Gespräch{about}.",
+        "pl": "IT Service Desk: dziękujemy za rozmowę{about}.",
+        "ru": "IT Service Desk: спасибо за разговор{about}.",
+    },
+    "survey_thanks": {
+        "en": "IT Service Desk: thank you for your feedback.",
+        "de": "IT-Service-Desk: Vielen Dank für Ihre Rückmeldung.",
+        "pl": "IT Service Desk: dziękujemy za opinię.",
+        "ru": "IT Service Desk: спасибо за ваш отзыв.",
+    },
+    "survey_help": {
+        "en": "IT Service Desk: please reply with one number from 1 (not at all satisfied) "
+        "to 5 (very satisfied). For help, please call us.",
+        "de": "IT-Service-Desk: Bitte antworten Sie mit einer Zahl von 1 (gar nicht "
+        "zufrieden) bis 5 (sehr zufrieden). Für Hilfe rufen Sie uns bitte an.",
+        "pl": "IT Service Desk: prosimy odpowiedzieć jedną liczbą od 1 (wcale niezadowolony) "
+        "do 5 (bardzo zadowolony). W sprawie pomocy prosimy zadzwonić.",
+        "ru": "IT Service Desk: пожалуйста, ответьте одной цифрой от 1 (совсем не доволен) "
+        "до 5 (очень доволен). За помощью, пожалуйста, позвоните нам.",
+    },
 }
 
 

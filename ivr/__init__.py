@@ -15,7 +15,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
     from callbacks import runtime
     from callbacks.settings import Settings
-    from ivr import auth, config, db, dialer_hooks, signature, voice
+    from ivr import auth, config, db, dialer_hooks, signature, sms_hooks, voice
     from ivr.cookies import CookieSessions
 
     config.load_config(app, test_config)
@@ -32,7 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     signature.init_app(app)
     auth.init_app(app)
     _load_callback_rules(app)
-    for webhooks in (voice.bp, dialer_hooks.bp):
+    for webhooks in (voice.bp, dialer_hooks.bp, sms_hooks.bp):
         auth.csrf.exempt(webhooks)  # Twilio signs these instead
         app.register_blueprint(webhooks)
     from ivr.console import bp as console_bp
@@ -40,6 +40,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr.api import bp as api_bp
     auth.csrf.exempt(api_bp)  # cookie requests send X-CSRFToken instead; bearer ones need none
     app.register_blueprint(api_bp)
+    from ivr import metrics, reports
+    app.register_blueprint(reports.bp)
+    metrics.init_app(app)
+    from ivr.admin import bp as admin_bp
+    app.register_blueprint(admin_bp)
     _warm_flow_cache(app)
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # garbage collector's full scans, which would otherwise stall a call step now and then.

@@ -44,7 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_RETRY_MINUTES": "10,30,120",
     "WRAP_UP_SECONDS": 60,
     "DIAL_TIMEOUT_SECONDS": 25,
+    "SURVEY": True,  # satisfaction survey: true, false, or flow names for the keypad survey
     "DISPLAY_TIMEZONE": "",  # the console's times; empty: the published flow's calendar, else UTC
+    "METRICS_TOKEN": "",  # bearer token for GET /metrics; empty: open (firewall it instead)
 }
 
 

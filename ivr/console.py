@@ -40,6 +40,8 @@ from ivr.db import get_session
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console")
 SIGN_IN_FAILED = "Unknown user name or password."
+SIGNED_IN_AREAS = ("/console/", "/admin/")
+"""Where sign-in may send someone back to."""
 
 
 @bp.after_request
@@ -109,11 +111,12 @@ def _flow_zone() -> ZoneInfo | None:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """`target` if it is a path inside the console (no open redirects), else `default`."""
+    """`target` if it is a path of the console or the admin pages (no open redirects), else
+    `default`."""
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/console"):
+    if parts.scheme or parts.netloc or not parts.path.startswith(SIGNED_IN_AREAS):
         return default
     return target
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-WEBHOOK_PREFIXES = ("/voice", "/dialer")
+WEBHOOK_PREFIXES = ("/voice", "/dialer", "/sms")
 
 
 class CookieSessions(SecureCookieSessionInterface):

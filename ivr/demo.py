@@ -64,7 +64,7 @@ def demo_command(port: int, flow_file: str) -> None:
         "A voicemail that becomes a ticket and an SMS (any WAV file will do):\n"
         f"  .venv/bin/ivr call --standin http://127.0.0.1:{standin_port} --from +4915112345678 \\\n"
         "      --script 1,2,2,wav:message.wav     # office hours: English, VPN, voicemail\n"
-        "      --script 1,wav:message.wav         # after hours the line goes to voicemail\n"
+        "      --script 1,1,wav:message.wav       # after hours: English, then 1 for a voicemail\n"
         "  curl http://127.0.0.1:5099/_standin/messages   # the SMS the line sent\n"
         f"The agents' console: http://127.0.0.1:{port}/console/\n"
         f"  {_sign_in_hint(password, instance)}\n"

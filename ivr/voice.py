@@ -6,6 +6,7 @@ a failure becomes an apology in the caller's language and a way to leave a voice
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -21,17 +22,25 @@ from callbacks.calllog import StepRecord, record_status
 from callbacks.dialer import dial_when_due
 from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
+from callbacks.survey import (
+    KEYPAD_QUESTIONS,
+    KEYPAD_TIMEOUT,
+    SurveyPolicy,
+    keypad_text,
+    parse_score,
+    record_keypad_answer,
+)
 from callbacks.tickets import open_ticket_for_callback, open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
-from ivr.messages import MESSAGES, message
+from ivr.messages import MESSAGES, locale_for, message
 from ivr.signature import read_twilio_form, signed_by_twilio
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
 from routing.callback_texts import queued_announcement
 from routing.engine import BrokenFlowError, CompiledFlow
-from routing.flow import CallbackNode, VoicemailNode
+from routing.flow import CallbackNode, TransferNode, VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
     DialEnded,
@@ -206,6 +215,29 @@ def incoming_call() -> Response:
     return _carry_out(turn, state, "start", flow.start, None)
 
 
+@bp.post("/test")
+@never_fails
+def test_call() -> Response:
+    """A test call from the admin simulator: starts version `v` (published or a draft) in
+    language `l` if the flow has it; signed like every voice route, so Twilio-or-admin only."""
+    form = request.form
+    version = request.args.get("v", "")
+    if not version.isdigit():
+        raise LookupError("a test call names its flow version: /voice/test?v=<id>")
+    version_id = int(version)
+    compiled = _compiled(version_id)
+    flow = compiled.flow
+    language = request.args.get("l", "")
+    if language not in flow.languages:
+        language = language_for_number(form.get("From", ""), flow.languages,
+                                       flow.default_language)
+    turn = engine.start(compiled, now(), language, form.get("From", ""))
+    call_log().open_call(form["CallSid"], form.get("From", ""), form.get("To", ""), version_id,
+                         turn.language or language)
+    state = CallState(version_id, Position(flow.start, language), seq=0)
+    return _carry_out(turn, state, "start", flow.start, None)
+
+
 @bp.post("/step")
 @never_fails
 def caller_input() -> Response:
@@ -254,10 +286,83 @@ def recording_finished() -> Response:
 @bp.post("/dialed")
 @never_fails
 def transfer_finished() -> Response:
-    """A Dial's action: the agent talked to the caller, or nobody answered."""
+    """A Dial's action: the agent talked to the caller (who may rate it), or nobody answered."""
     status = request.form.get("DialCallStatus", "")
-    return _advance(_state(), DialEnded(answered=status in ("completed", "answered")), "dial",
-                    status)
+    state = _state()
+    if status in ("completed", "answered"):
+        return _after_conversation(state, status)
+    return _advance(state, DialEnded(answered=False), "dial", status)
+
+
+def _after_conversation(state: CallState, status: str) -> Response:
+    """The caller is still on the line after the agent: the survey instead of the hang-up."""
+    compiled = _compiled(state.version_id)
+    turn = engine.advance(compiled, state.position, DialEnded(answered=True), now(),
+                          request.form.get("From", ""))
+    survey = SurveyPolicy.from_setting(current_app.config["SURVEY"])
+    if turn.steps != (Hangup(),) or not survey.keypad_for(compiled.flow.name):
+        return _carry_out(turn, state, "dial", state.position.node, status)
+    call_log().record_step(StepRecord(request.form["CallSid"], state.seq, "dial",
+                                      state.position.node, status, turn.path, turn.outcome,
+                                      turn.language))
+    intro = keypad_text("intro", state.position.language)
+    return _survey_question(state, KEYPAD_QUESTIONS[0], 0, intro)
+
+
+def _survey_question(state: CallState, question: str, attempt: int, lead: str = "") -> Response:
+    """Ask one survey question (one key); silence comes back to the same URL without Digits."""
+    flow = _compiled(state.version_id).flow
+    language = state.position.language
+    position = dataclasses.replace(state.position, attempt=attempt)
+    query = CallState(state.version_id, position, state.seq + 1).query()
+    url = f"/voice/survey?{query}&q={question}"
+    voice = flow.voices.get(language)
+    say = {"language": voice.locale if voice is not None else locale_for(language)}
+    if voice is not None and voice.voice:
+        say["voice"] = voice.voice
+    response = VoiceResponse()
+    gather = response.gather(input="dtmf", num_digits=1, timeout=KEYPAD_TIMEOUT, action=url,
+                             method="POST", language=say["language"])
+    gather.say(f"{lead} {keypad_text(question, language)}".strip(), **say)
+    response.redirect(url, method="POST")
+    return twiml_response(response)
+
+
+@bp.post("/survey")
+def survey_answer() -> Response:
+    """A survey key: kept (once) with the call's ticket and agent, then the next question."""
+    try:
+        return _survey_step()
+    except Exception:
+        log.exception("survey step %s failed; the caller hears goodbye", request.path)
+        get_session().rollback()
+        return twiml_response(spoken(keypad_text("goodbye", _language()), _language()))
+
+
+def _survey_step() -> Response:
+    state = _state()
+    question, language = request.args.get("q", ""), state.position.language
+    if question not in KEYPAD_QUESTIONS:
+        raise ValueError(f"unknown survey question {question!r}")
+    flow = _compiled(state.version_id).flow
+    digits = request.form.get("Digits", "")
+    score = parse_score(digits) if len(digits) == 1 else None
+    if not digits or (score is None and state.position.attempt > 0):
+        return twiml_response(spoken(keypad_text("goodbye", language), language, flow))
+    if score is None:  # a wrong key: ask once more
+        return _survey_question(state, question, 1, keypad_text("invalid", language))
+    node = flow.nodes.get(state.position.node)
+    dialled: list[str] = []
+    if isinstance(node, TransferNode):
+        dialled = [node.to] if node.to else flow.groups.get(node.group or "", [])
+    session = get_session()
+    record_keypad_answer(session, request.form["CallSid"], question, score, language, dialled,
+                         state.position.node)
+    session.commit()
+    following = KEYPAD_QUESTIONS[KEYPAD_QUESTIONS.index(question) + 1:]
+    if following:
+        return _survey_question(state, following[0], 0)
+    return twiml_response(spoken(keypad_text("thanks", language), language, flow))
 
 
 def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Response:

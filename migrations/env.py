@@ -11,6 +11,7 @@ import callbacks.attempts
 import callbacks.callback_requests
 import callbacks.calllog
 import callbacks.flowstore
+import callbacks.survey
 import callbacks.tickets
 import callbacks.voicemail  # noqa: F401
 from callbacks.db import Base, make_engine

@@ -19,12 +19,14 @@ from routing.flow import (
     HoursNode,
     LanguageNode,
     MenuNode,
+    OncallNode,
     Prompt,
     SayNode,
     TransferNode,
     VoicemailNode,
 )
 from routing.hours import BusinessHours
+from routing.oncall import OnCallRota, who_is_on_call
 from routing.steps import (
     Dial,
     DialEnded,
@@ -78,16 +80,25 @@ class CompiledFlow:
     speech_hints: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     """(menu id, language) -> the keywords as written, for the speech recognizer."""
     languages: frozenset[str] = frozenset()
+    rotas: dict[str, OnCallRota] = field(default_factory=dict)
+    """On-call rotas by name, with their calendars' days off."""
 
 
 def compile_flow(flow: Flow) -> CompiledFlow:
-    """Precompute a flow's business hours and menu keyword indexes (ValueError if invalid)."""
+    """Precompute a flow's business hours, rotas and keyword indexes (ValueError if invalid)."""
     calendars = {}
     for name, calendar in flow.calendars.items():
         try:
             calendars[name] = BusinessHours.from_calendar(calendar)
         except ValueError as error:
             raise ValueError(f"calendar '{name}': {error}") from error
+    rotas = {}
+    for name, rota in flow.rotas.items():
+        try:
+            days_off = calendars.get(rota.calendar) if rota.calendar is not None else None
+            rotas[name] = OnCallRota.from_rota(name, rota, days_off)
+        except ValueError as error:
+            raise ValueError(f"rota '{name}': {error}") from error
     keywords: dict[tuple[str, str], tuple[SpokenKeyword, ...]] = {}
     hints: dict[tuple[str, str], tuple[str, ...]] = {}
     for node_id, node in flow.nodes.items():
@@ -104,7 +115,7 @@ def compile_flow(flow: Flow) -> CompiledFlow:
                         written.setdefault(keyword.strip())
             keywords[(node_id, language)] = tuple(index)
             hints[(node_id, language)] = tuple(written)
-    return CompiledFlow(flow, calendars, keywords, hints, frozenset(flow.languages))
+    return CompiledFlow(flow, calendars, keywords, hints, frozenset(flow.languages), rotas)
 
 
 _LETTER_FOLDS = str.maketrans("ёąćęłńóśźż", "еacelnoszz")
@@ -163,9 +174,9 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
             call.finish(Hangup(), outcome="voicemail")
         else:
             call.enter(node.next)
-    elif isinstance(node, TransferNode) and isinstance(event, DialEnded):
+    elif isinstance(node, TransferNode | OncallNode) and isinstance(event, DialEnded):
         if event.answered:
-            call.finish(Hangup(), outcome="agent")
+            call.finish(Hangup(), outcome="agent" if node.type == "transfer" else "oncall_answered")
         else:
             call.enter(node.on_no_answer)
     else:
@@ -277,6 +288,15 @@ class _TurnBuilder:
                 if node.prompt is not None:
                     self.steps.append(self.say(node.prompt))
                 self.finish(Dial(position, numbers, node.timeout), "transfer")
+                return
+            elif isinstance(node, OncallNode):
+                on_call = who_is_on_call(self._rota(node_id, node), self.now)
+                if on_call is None:  # a gap in the rota: nobody to ring
+                    node_id = node.on_no_answer
+                    continue
+                if node.prompt is not None:
+                    self.steps.append(self.say(node.prompt))
+                self.finish(Dial(position, (on_call.number,), node.timeout), "oncall")
                 return
             elif isinstance(node, HangupNode):
                 if node.text is not None:
@@ -399,3 +419,9 @@ class _TurnBuilder:
         if node.group not in self.flow.groups:
             raise BrokenFlowError(f"transfer node '{node_id}' uses unknown group '{node.group}'")
         return tuple(self.flow.groups[node.group])
+
+    def _rota(self, node_id: str, node: OncallNode) -> OnCallRota:
+        rota = self.compiled.rotas.get(node.rota)
+        if rota is None:
+            raise BrokenFlowError(f"oncall node '{node_id}' uses unknown rota '{node.rota}'")
+        return rota

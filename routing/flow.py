@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -18,10 +18,12 @@ Prompt = dict[LanguageCode, Annotated[str, StringConstraints(min_length=1, max_l
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$")
 TIME_RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # by alias: a stored flow's JSON must read back with the keys the YAML uses ('from')
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
 
 class Voice(_Model):
@@ -47,6 +49,41 @@ class Calendar(_Model):
     )
     holidays: HolidaySource | None = None
     closed: list[date] = Field(default_factory=list, description="Extra closed dates")
+
+
+class RotaShift(_Model):
+    """A weekly on-call shift: who is on duty from a time on each listed day until a time."""
+
+    days: list[Weekday] = Field(min_length=1, description="Days the shift starts on")
+    from_: str = Field(alias="from", description="Start, local time 'HH:MM'")
+    to: str = Field(
+        description="End, local time 'HH:MM' ('24:00' is midnight); at or before 'from' the "
+        "shift ends the next day, equal to 'from' it lasts 24 hours")
+    person: str = Field(description="A name under the rota's 'people'")
+
+
+class RotaOverride(_Model):
+    """A swap: someone on duty for a whole local date, or from one local time to another."""
+
+    day: date | None = Field(default=None, alias="date", description="A whole local day")
+    from_: datetime | None = Field(
+        default=None, alias="from", description="Start, local 'YYYY-MM-DD HH:MM'")
+    to: datetime | None = Field(default=None, description="End (exclusive), local time")
+    person: str
+
+
+class Rota(_Model):
+    """Who is on call when: weekly shifts, a holiday person and dated overrides."""
+
+    timezone: str = Field(description="IANA time zone the shifts are written in")
+    calendar: str | None = Field(
+        default=None, description="Calendar whose public holidays and closed dates apply")
+    people: dict[str, str] = Field(min_length=1, description="Name -> E.164 number")
+    weekly: list[RotaShift] = Field(default_factory=list)
+    holidays: str | None = Field(
+        default=None, description="Person on duty all day on the calendar's days off")
+    overrides: list[RotaOverride] = Field(
+        default_factory=list, description="Dated swaps; they win over shifts and holidays")
 
 
 class MenuOption(_Model):
@@ -163,6 +200,16 @@ class TransferNode(_Model):
     on_no_answer: NodeId
 
 
+class OncallNode(_Model):
+    """Ring whoever is on duty in a rota; nobody on duty, or no answer: go on."""
+
+    type: Literal["oncall"]
+    rota: str = Field(description="Name of a rota under 'rotas'")
+    prompt: Prompt | None = Field(default=None, description="Said before ringing")
+    timeout: int = Field(default=25, ge=5, le=120, description="Seconds to ring")
+    on_no_answer: NodeId = Field(description="Where to go when nobody is on duty or answers")
+
+
 class HangupNode(_Model):
     """Say goodbye (optional) and end the call."""
 
@@ -185,12 +232,13 @@ Node = Annotated[
     | VoicemailNode
     | CallbackNode
     | TransferNode
+    | OncallNode
     | HangupNode
     | GotoNode,
     Field(discriminator="type"),
 ]
 
-WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "hangup"})
+WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "oncall", "hangup"})
 """Node kinds that wait for the caller or end the call; a loop must pass through one."""
 
 
@@ -205,6 +253,7 @@ class Flow(_Model):
     numbers: list[str] = Field(default_factory=list, description="E.164 numbers it answers")
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     groups: dict[str, list[str]] = Field(default_factory=dict, description="Agent numbers")
+    rotas: dict[str, Rota] = Field(default_factory=dict, description="On-call rotas")
     start: NodeId
     nodes: dict[NodeId, Node] = Field(min_length=1)
 

@@ -457,6 +457,9 @@ def _describe(path: Path, data: Any, *, with_type: bool = False) -> str:
     if path[0] == "calendars" and len(path) >= 2:
         rest = ".".join(str(p) for p in path[2:])
         return f"calendar '{path[1]}'" + (f" {rest}" if rest else "")
+    if path[0] == "rotas" and len(path) >= 2:
+        rest = ".".join(str(p) for p in path[2:])
+        return f"rota '{path[1]}'" + (f" {rest}" if rest else "")
     if path[0] == "voices" and len(path) == 2:
         return f"voice '{path[1]}'"
     return ".".join(str(p) for p in path)
@@ -482,15 +485,20 @@ def _allowed_keys(path: Path, data: Any) -> list[str]:
             break
         current = current.get(element) if isinstance(current, dict) else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            info = annotation.model_fields.get(str(element))
+            info = _fields_by_key(annotation).get(str(element))
             annotation = info.annotation if info else None
         elif typing.get_origin(annotation) in (dict, list):
             annotation = typing.get_args(annotation)[-1]
         else:
             return []
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        return list(_fields_by_key(annotation))
     return []
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key written in YAML (its alias, such as 'from', if it has one)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
 
 
 def _resolve(annotation: Any, value: Any) -> Any:

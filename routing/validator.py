@@ -6,7 +6,7 @@ import difflib
 import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays
@@ -15,8 +15,9 @@ import phonenumbers
 from routing.callback_choices import callback_calendar, offers_windows
 from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
 from routing.errors import FlowError
-from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow
+from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, Rota
 from routing.hours import parse_day_spec, parse_time_range
+from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], tuple[int, int]]
@@ -71,6 +72,7 @@ class _Checks:
         self.check_phone_numbers()
         self.check_transfers()
         self.check_calendars()
+        self.check_rotas()
         self.check_menu_keywords()
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
@@ -324,6 +326,87 @@ class _Checks:
                     f"of {source.country}{did_you_mean(source.subdivision, subdivisions)}; "
                     f"known: {listed}",
                 )
+
+    # --- on-call rotas ---------------------------------------------------------
+
+    def check_rotas(self) -> None:
+        for name, rota in self.flow.rotas.items():
+            self.check_rota(name, rota)
+        for node_id, node in self.flow.nodes.items():
+            if node.type == "oncall" and node.rota not in self.flow.rotas:
+                self.error(
+                    ("nodes", node_id, "rota"),
+                    f"oncall '{node_id}' rota '{node.rota}' is not under 'rotas'"
+                    f"{did_you_mean(node.rota, self.flow.rotas)}",
+                )
+
+    def check_rota(self, name: str, rota: Rota) -> None:
+        base: Path = ("rotas", name)
+        problem = timezone_problem(rota.timezone)
+        if problem:
+            self.error((*base, "timezone"), f"rota '{name}' {problem}")
+        if rota.calendar is not None and rota.calendar not in self.flow.calendars:
+            self.error((*base, "calendar"), f"rota '{name}' calendar '{rota.calendar}' is not "
+                       f"under 'calendars'{did_you_mean(rota.calendar, self.flow.calendars)}")
+        for person, number in rota.people.items():
+            self.check_number((*base, "people", person), f"rota '{name}' {person}", number)
+        self.check_shifts(name, rota)
+        if rota.holidays is not None:
+            self.check_person(name, rota, (*base, "holidays"), rota.holidays)
+            if rota.calendar is None:
+                self.error((*base, "holidays"), f"rota '{name}' has a holiday person but no "
+                           "'calendar' to take public holidays and closed dates from")
+        zone = None if problem else ZoneInfo(rota.timezone)
+        periods: list[tuple[int, tuple[datetime, datetime]]] = []
+        for index, override in enumerate(rota.overrides):
+            path: Path = (*base, "overrides", index)
+            self.check_person(name, rota, (*path, "person"), override.person)
+            if zone is None:
+                continue
+            try:
+                start, end = override_period(override, zone)
+            except ValueError as exc:
+                self.error(path, f"rota '{name}' override {index + 1} {exc}")
+                continue
+            for other, (other_start, other_end) in periods:
+                if start < other_end and other_start < end:
+                    self.error(path, f"rota '{name}' override {index + 1} overlaps override "
+                               f"{other + 1}; say who is on duty once")
+                    break
+            periods.append((index, (start, end)))
+
+    def check_shifts(self, name: str, rota: Rota) -> None:
+        earlier: list[tuple[int, ShiftSpan]] = []
+        for index, shift in enumerate(rota.weekly):
+            path: Path = ("rotas", name, "weekly", index)
+            self.check_person(name, rota, (*path, "person"), shift.person)
+            times_ok = True
+            for field, text, midnight in (("from", shift.from_, False), ("to", shift.to, True)):
+                try:
+                    parse_clock(text, allow_midnight_end=midnight)
+                except ValueError as exc:
+                    self.error((*path, field), f"rota '{name}' weekly shift {index + 1} "
+                               f"'{field}': {exc}")
+                    times_ok = False
+            for day_index, day in enumerate(shift.days):
+                if day in shift.days[:day_index]:
+                    self.error((*path, "days", day_index),
+                               f"rota '{name}' weekly shift {index + 1} lists {day} twice")
+            if not times_ok:
+                continue
+            spans = shift_spans(shift)
+            clash = next(((other, span.day) for span in spans for other, taken in earlier
+                          if span.overlaps(taken)), None)
+            if clash is not None:
+                self.error(path, f"rota '{name}' weekly shift {index + 1} ({shift.person}, "
+                           f"{shift.from_}-{shift.to}) overlaps shift {clash[0] + 1} "
+                           f"({rota.weekly[clash[0]].person}) on {clash[1]}")
+            earlier.extend((index, span) for span in spans)
+
+    def check_person(self, name: str, rota: Rota, path: Path, person: str) -> None:
+        if person not in rota.people:
+            self.error(path, f"rota '{name}' names '{person}', who is not under its 'people'"
+                       f"{did_you_mean(person, rota.people)}")
 
     # --- menus ---------------------------------------------------------------
 

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Iterator
-from datetime import date
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
 import yaml
+from flask import Flask
 from pydantic import BaseModel
 
+from routing.engine import compile_flow
 from routing.flow import Flow, MenuOption
 from routing.hours import parse_day_spec, parse_time_range
+from routing.oncall import who_is_on_call
+from tests.conftest import app_config, empty_tables, publish
+from tests.test_voice import Phone, said
 
 FLOW_PATH = Path(__file__).resolve().parent.parent / "flows" / "it-support.yaml"
 LANGUAGES = {"en", "de", "pl", "ru"}
@@ -159,9 +166,10 @@ def test_every_phone_number_is_valid_e164(flow: Flow) -> None:
     numbers = list(flow.numbers)
     numbers += [n for group in flow.groups.values() for n in group]
     numbers += [n.to for n in flow.nodes.values() if getattr(n, "to", None)]
+    numbers += [n for rota in flow.rotas.values() for n in rota.people.values()]
     assert flow.numbers
     assert len(flow.groups["servicedesk"]) == 2
-    assert len(flow.groups["oncall"]) == 1
+    assert len(flow.rotas["it-duty"].people) == 3
     for number in numbers:
         parsed = phonenumbers.parse(number, None)
         assert phonenumbers.is_valid_number(parsed), number
@@ -212,3 +220,129 @@ def test_check_flow_reports_no_errors(flow_text: str) -> None:
     if not hasattr(loader, "check_flow"):
         pytest.skip("routing.loader has no check_flow yet")
     assert loader.check_flow(flow_text, "flows/it-support.yaml") == []
+
+
+# --- on-call duty after hours ----------------------------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+ANNA, BEN, CARLA = "+4930555040", "+4930555041", "+4930555042"
+
+
+def test_the_rota_covers_every_hour_the_desk_is_closed(flow: Flow) -> None:
+    duty = flow.rotas["it-duty"]
+    assert (duty.timezone, duty.calendar, duty.holidays) == ("Europe/Berlin", "office", "carla")
+    assert duty.overrides
+    compiled = compile_flow(flow)
+    office, rota = compiled.calendars["office"], compiled.rotas["it-duty"]
+    moment = datetime(2026, 11, 23, tzinfo=BERLIN)
+    while moment < datetime(2027, 1, 4, tzinfo=BERLIN):  # six weeks, Christmas included
+        if not office.is_open(moment):
+            assert who_is_on_call(rota, moment) is not None, moment
+        moment += timedelta(minutes=30)
+
+
+def test_after_hours_only_the_outage_branch_rings_on_call(flow: Flow) -> None:
+    after_hours = flow.nodes["after_hours"]
+    assert after_hours.type == "menu"
+    assert {key: option.label for key, option in after_hours.options.items()} == {
+        "1": "voicemail", "9": "outage"}
+    assert after_hours.retries == 0 and after_hours.on_failure == "general_voicemail"
+    on_call = flow.nodes[after_hours.options["9"].next]
+    assert (on_call.type, on_call.rota) == ("oncall", "it-duty")
+    missed = flow.nodes[on_call.on_no_answer]
+    assert flow.nodes[missed.next] == flow.nodes["outage_voicemail"]
+    assert [n for n in flow.nodes.values() if n.type == "oncall"] == [on_call]
+
+
+def test_a_stored_flow_reads_back_with_its_rota(flow: Flow) -> None:
+    # published flows are stored as JSON; a shift's 'from' must survive the round trip
+    assert Flow.model_validate_json(flow.model_dump_json()) == flow
+
+
+@pytest.fixture
+def demo_line(database_url: str) -> Iterator[Callable[[datetime], Flask]]:
+    """The demo flow published on an app whose clock reads a given moment."""
+    from ivr import create_app
+
+    made: list[Flask] = []
+
+    def at(moment: datetime) -> Flask:
+        application = create_app(app_config(database_url, CLOCK=lambda: moment))
+        if not made:
+            publish(application)
+        made.append(application)
+        return application
+
+    yield at
+    if made:
+        empty_tables(made[0])
+
+
+def dialled(twiml: ET.Element) -> list[str]:
+    """The numbers a <Dial> rings."""
+    dial = twiml.find("Dial")
+    assert dial is not None, ET.tostring(twiml)
+    return [number.text or "" for number in dial.iter("Number")]
+
+
+@pytest.mark.parametrize(
+    ("moment", "number"),
+    [
+        (datetime(2026, 11, 25, 20, 0, tzinfo=BERLIN), ANNA),  # a Wednesday evening
+        (datetime(2026, 11, 28, 10, 0, tzinfo=BERLIN), BEN),  # Saturday
+        (datetime(2026, 12, 25, 10, 0, tzinfo=BERLIN), CARLA),  # Christmas Day, a Friday
+        (datetime(2026, 12, 24, 10, 0, tzinfo=BERLIN), CARLA),  # a closed date of the office
+        (datetime(2026, 12, 31, 10, 0, tzinfo=BERLIN), ANNA),  # closed, but swapped to Anna
+    ],
+)
+def test_an_outage_after_hours_rings_the_engineer_on_call(
+    demo_line: Callable[[datetime], Flask], moment: datetime, number: str
+) -> None:
+    phone = Phone(demo_line(moment).test_client())
+    phone.dial_in()
+    assert said(phone.press("1"))[0].startswith("The IT Service Desk is closed right now.")
+    twiml = phone.press("9")
+    assert said(twiml) == ["Connecting you to the engineer on call. Please stay on the line."]
+    assert dialled(twiml) == [number]
+    dial = twiml.find("Dial")
+    assert dial is not None
+    twiml = phone.post(dial.attrib["action"], DialCallStatus="no-answer")
+    assert said(twiml)[0].startswith("Sorry, the engineer on call cannot take your call")
+    record = twiml.find("Record")
+    assert record is not None and "n=outage_voicemail" in record.attrib["action"]
+
+
+def test_an_outage_in_german_hears_german_before_the_ring(
+    demo_line: Callable[[datetime], Flask]
+) -> None:
+    phone = Phone(demo_line(datetime(2026, 11, 25, 23, 0, tzinfo=BERLIN)).test_client())
+    phone.dial_in()
+    phone.press("2")
+    twiml = phone.say("eine Störung im ganzen Haus")
+    assert said(twiml) == [
+        "Wir verbinden Sie mit der Rufbereitschaft. Bitte bleiben Sie in der Leitung."]
+    assert dialled(twiml) == [ANNA]
+
+
+@pytest.mark.parametrize("answer", ["1", "7", None])
+def test_other_callers_after_hours_go_to_the_voicemail(
+    demo_line: Callable[[datetime], Flask], answer: str | None
+) -> None:
+    phone = Phone(demo_line(datetime(2026, 11, 25, 20, 0, tzinfo=BERLIN)).test_client())
+    phone.dial_in()
+    phone.press("1")
+    twiml = phone.press(answer) if answer else phone.stay_silent()
+    assert twiml.find("Dial") is None
+    record = twiml.find("Record")
+    assert record is not None and "n=general_voicemail" in record.attrib["action"]
+
+
+def test_in_office_hours_the_outage_branch_does_not_ring_on_call(
+    demo_line: Callable[[datetime], Flask]
+) -> None:
+    phone = Phone(demo_line(datetime(2026, 11, 25, 10, 0, tzinfo=BERLIN)).test_client())
+    phone.dial_in()
+    phone.press("1")
+    phone.press("9")
+    twiml = phone.press("1")  # the outage topic's "speak to an agent"
+    assert dialled(twiml) == ["+493012345679", "+493012345680"]

@@ -592,3 +592,64 @@ def test_compile_flow_names_a_bad_calendar() -> None:
     document["calendars"]["office"]["timezone"] = "Mars/Olympus"
     with pytest.raises(ValueError, match="calendar 'office': unknown time zone 'Mars/Olympus'"):
         compiled_from(document)
+
+
+# --- on-call duty ---------------------------------------------------------------------------
+
+
+def oncall_document() -> dict[str, Any]:
+    """The help-desk flow whose option 9 rings the on-call rota before the voicemail."""
+    document = flow_document()
+    document["rotas"] = {
+        "it-duty": {
+            "timezone": "Europe/Berlin",
+            "calendar": "office",
+            "people": {"anna": "+4930555040", "ben": "+4930555041"},
+            "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "18:00",
+                        "to": "08:00", "person": "anna"}],
+            "holidays": "ben",
+        },
+    }
+    document["nodes"]["main"]["options"]["9"]["next"] = "on_call"
+    document["nodes"]["on_call"] = {"type": "oncall", "rota": "it-duty",
+                                    "prompt": text("on_call"), "on_no_answer": "voicemail"}
+    return document
+
+
+@pytest.mark.parametrize(
+    ("now", "number"), [(EVENING, "+4930555040"), (CHRISTMAS, "+4930555041")])
+def test_oncall_rings_the_person_on_duty(now: datetime, number: str) -> None:
+    turn = advance(compiled_from(oncall_document()), at_main("de"), Digits("9"), now)
+    assert turn.steps == (said("on_call", "de"), Dial(Position("on_call", "de"), (number,), 25))
+    assert turn.path == ("on_call",) and turn.outcome == "oncall"
+
+
+def test_oncall_with_nobody_on_duty_goes_straight_to_on_no_answer() -> None:
+    turn = advance(compiled_from(oncall_document()), at_main(), Digits("9"), OPEN)
+    assert turn.steps == (said("voicemail"), Record(Position("voicemail", "en"), 120, "#"))
+    assert turn.path == ("on_call", "voicemail") and turn.outcome == "voicemail"
+
+
+def test_oncall_answered_or_missed() -> None:
+    compiled = compiled_from(oncall_document())
+    answered = advance(compiled, Position("on_call", "en"), DialEnded(answered=True), EVENING)
+    assert answered.steps == (Hangup(),) and answered.outcome == "oncall_answered"
+    missed = advance(compiled, Position("on_call", "en"), DialEnded(answered=False), EVENING)
+    assert missed.steps == (said("voicemail"), Record(Position("voicemail", "en"), 120, "#"))
+    assert missed.path == ("voicemail",)
+    with pytest.raises(UnexpectedEvent, match="Digits does not fit oncall node"):
+        advance(compiled, Position("on_call", "en"), Digits("1"), EVENING)
+
+
+def test_oncall_with_an_unknown_rota_is_a_broken_flow() -> None:
+    document = oncall_document()
+    document["nodes"]["on_call"]["rota"] = "it-dutty"
+    with pytest.raises(BrokenFlowError, match="unknown rota 'it-dutty'"):
+        advance(compiled_from(document), at_main(), Digits("9"), EVENING)
+
+
+def test_compile_flow_names_a_bad_rota() -> None:
+    document = oncall_document()
+    document["rotas"]["it-duty"]["weekly"][0]["person"] = "anne"
+    with pytest.raises(ValueError, match="rota 'it-duty': unknown people: anne"):
+        compiled_from(document)

@@ -439,3 +439,123 @@ def test_phone_number_and_timezone_helpers() -> None:
     )
     assert timezone_problem("Europe/Warsaw") is None
     assert timezone_problem("../etc/passwd") is not None
+
+
+# --- on-call rotas --------------------------------------------------------------------------
+
+ROTA_FLOW = VALID_FLOW.replace("on_no_answer: voicemail", "on_no_answer: on_call") + (
+    textwrap.dedent(
+        """\
+          on_call:
+            type: oncall
+            rota: duty
+            prompt: {en: "Ringing the engineer on call.", de: "Wir rufen die Rufbereitschaft."}
+            on_no_answer: voicemail
+        rotas:
+          duty:
+            timezone: Europe/Berlin
+            calendar: office
+            people:
+              anna: "+4930555040"
+              ben: "+4930555041"
+            weekly:
+              - {days: [mon, tue, wed, thu], from: "18:00", to: "08:00", person: anna}
+              - {days: [fri, sat, sun], from: "18:00", to: "18:00", person: ben}
+            holidays: ben
+            overrides:
+              - {date: 2026-12-24, person: anna}
+              - {from: "2026-12-28 18:00", to: "2026-12-29 08:00", person: ben}
+        """
+    )
+)
+"""VALID_FLOW with an oncall node (line 46) and a rota (line 51); gaps in a rota are fine."""
+
+
+def rota_changed(old: str, new: str) -> str:
+    """ROTA_FLOW with one exact snippet replaced."""
+    assert ROTA_FLOW.count(old) == 1, old
+    return ROTA_FLOW.replace(old, new)
+
+
+def test_valid_rota_has_no_errors() -> None:
+    assert problems(ROTA_FLOW) == []
+
+
+def test_unknown_person_suggests_the_close_name() -> None:
+    text = rota_changed("to: \"08:00\", person: anna}", "to: \"08:00\", person: anne}")
+    assert problems(text) == [
+        "f.yaml:59:74: rota 'duty' names 'anne', who is not under its 'people' "
+        "(did you mean 'anna'?)"
+    ]
+    text = rota_changed("holidays: ben", "holidays: benn")
+    assert problems(text) == [
+        "f.yaml:61:15: rota 'duty' names 'benn', who is not under its 'people' "
+        "(did you mean 'ben'?)"
+    ]
+
+
+def test_overlapping_shifts_are_reported_at_the_later_shift() -> None:
+    text = rota_changed("[fri, sat, sun], from: \"18:00\"", "[thu, sat, sun], from: \"18:00\"")
+    assert problems(text) == [
+        "f.yaml:60:9: rota 'duty' weekly shift 2 (ben, 18:00-18:00) overlaps shift 1 (anna) "
+        "on thu"
+    ]
+
+
+def test_a_sunday_night_shift_overlaps_monday_across_the_end_of_the_week() -> None:
+    text = rota_changed("[mon, tue, wed, thu], from: \"18:00\"", "[mon, tue, wed, thu], "
+                        "from: \"06:00\"")
+    assert problems(text) == [
+        "f.yaml:60:9: rota 'duty' weekly shift 2 (ben, 18:00-18:00) overlaps shift 1 (anna) "
+        "on sun"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("timezone: Europe/Berlin\n    calendar: office\n    people",
+         "timezone: Europe/Berln\n    calendar: office\n    people",
+         "f.yaml:53:15: rota 'duty' timezone 'Europe/Berln' is unknown (did you mean "
+         "'Europe/Berlin'?); use an IANA name such as 'Europe/Berlin'"),
+        ("anna: \"+4930555040\"", "anna: \"+49123\"",
+         "f.yaml:56:13: rota 'duty' anna: '+49123' is not a valid phone number in E.164 form "
+         "(+4930...)"),
+        ("calendar: office\n    people", "calendar: ofice\n    people",
+         "f.yaml:54:15: rota 'duty' calendar 'ofice' is not under 'calendars' "
+         "(did you mean 'office'?)"),
+        ("from: \"18:00\", to: \"08:00\"", "from: \"18:00\", to: \"25:00\"",
+         "f.yaml:59:57: rota 'duty' weekly shift 1 'to': '25:00' is not a time of day"),
+        ("[mon, tue, wed, thu]", "[mon, tue, mon, thu]",
+         "f.yaml:59:27: rota 'duty' weekly shift 1 lists mon twice"),
+        ("- {date: 2026-12-24, person: anna}", "- {date: 2026-12-28, person: anna}",
+         "f.yaml:64:9: rota 'duty' override 2 overlaps override 1; say who is on duty once"),
+        ("to: \"2026-12-29 08:00\"", "to: \"2026-12-27 08:00\"",
+         "f.yaml:64:9: rota 'duty' override 2 ends at or before its start"),
+        ("- {date: 2026-12-24, person: anna}", "- {person: anna}",
+         "f.yaml:63:9: rota 'duty' override 1 needs a 'date', or both 'from' and 'to'"),
+        ("    calendar: office\n    people", "    people",
+         "f.yaml:60:15: rota 'duty' has a holiday person but no 'calendar' to take public "
+         "holidays and closed dates from"),
+        ("rota: duty", "rota: dutty",
+         "f.yaml:48:11: oncall 'on_call' rota 'dutty' is not under 'rotas' "
+         "(did you mean 'duty'?)"),
+    ],
+)
+def test_rota_problems_are_located(old: str, new: str, message: str) -> None:
+    assert problems(rota_changed(old, new)) == [message]
+
+
+def test_oncall_prompt_needs_every_language() -> None:
+    text = rota_changed(', de: "Wir rufen die Rufbereitschaft."}', "}")
+    assert problems(text) == ["f.yaml:49:13: node 'on_call' prompt has no 'de' text"]
+
+
+def test_a_misspelt_shift_key_suggests_the_written_key() -> None:
+    from routing.loader import check_flow
+
+    text = rota_changed("thu], from: \"18:00\"", "thu], form: \"18:00\"")
+    assert [str(e) for e in check_flow(text, "f.yaml")] == [
+        "f.yaml:59:9: rota 'duty' weekly.0 is missing 'from'",
+        "f.yaml:59:38: unknown key 'form' in rota 'duty' weekly.0 (did you mean 'from'?)",
+    ]

@@ -1,0 +1,69 @@
+"""The settings files the admin pages show: each with the same loader's verdict as at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callbacks.directory import DirectoryInvalid, load_directory
+from callbacks.priority import load_policy
+from routing.errors import FlowInvalid
+from speech.keywords import KeywordRules
+
+MAX_SHOWN_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SettingsFile:
+    """A settings file, its text and its problems as file:line[:column]: message."""
+
+    key: str
+    title: str
+    about: str
+    path: str
+    text: str
+    problems: tuple[str, ...]
+
+    @property
+    def valid(self) -> bool:
+        """Whether the loader accepts the file."""
+        return not self.problems
+
+
+_FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
+    ("PRIORITIES_FILE", "Priorities and SLA targets",
+     "Priority levels, their SLA targets and the rules that raise a caller's priority.",
+     load_policy),
+    ("KEYWORDS_FILE", "Priority keywords",
+     "Words in a voicemail's transcript that set its category and priority.",
+     KeywordRules.load),
+    ("DIRECTORY_FILE", "Caller directory",
+     "Employees by phone number: name, department, VIP and language.",
+     load_directory),
+)
+
+
+def settings_files(config: Mapping[str, Any]) -> list[SettingsFile]:
+    """Each configured settings file with the problems its loader finds (none: it is valid)."""
+    found = []
+    for key, title, about, loader in _FILES:
+        path = str(config.get(key) or "")
+        problems: tuple[str, ...] = ()
+        try:
+            loader(path)
+        except FlowInvalid as invalid:
+            problems = tuple(str(error) for error in invalid.errors)
+        except DirectoryInvalid as invalid:
+            problems = tuple(invalid.problems)
+        found.append(SettingsFile(key, title, about, path, _shown_text(path), problems))
+    return found
+
+
+def _shown_text(path: str) -> str:
+    try:
+        with open(Path(path), "rb") as stream:
+            return stream.read(MAX_SHOWN_BYTES).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(cannot read the file: {exc.strerror})"
