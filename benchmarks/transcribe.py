@@ -47,7 +47,19 @@ Everything it starts (database, stand-in, Redis, worker) is removed or stopped a
 Exit status 0 when all three parts were measured (goals met or not), 1 otherwise.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/queue.py shares its name with the standard library's `queue` (which psycopg and
+# multiprocessing import): run as a script, this directory would come first on sys.path and
+# shadow it. Take the directory off and put the project root on instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import contextlib

@@ -50,7 +50,19 @@ PostgreSQL must answer at `--admin-url` (default: the test suite's local server)
 is 0 for a measurement (goal met or not); 1 when a server did not start or any request failed.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/queue.py shares its name with the standard library's `queue` (which psycopg and
+# multiprocessing import): run as a script, this directory would come first on sys.path and
+# shadow it. Take the directory off and put the project root on instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import base64
