@@ -19,7 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callbacks import runtime
 from callbacks.dialer import agent_answered, agent_call_ended, caller_dial_ended
 from ivr.db import get_session
-from ivr.signature import read_twilio_form, signed_by_twilio
+from ivr.signature import reject_unless_signed
 from ivr.twiml import twiml_response
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,9 @@ AGENT_VOICE = {"language": "en-US"}
 @bp.before_request
 def only_twilio() -> None:
     """403 unless Twilio signed it; 400 without a CallSid or attempt; nothing written."""
-    read_twilio_form()
-    if not signed_by_twilio():
-        log.warning("rejected unsigned or forged webhook to %s", request.path)
-        abort(403)
-    if not request.form.get("CallSid") or not request.args.get("attempt", "").isdigit():
-        abort(400, "CallSid or attempt is missing")
+    reject_unless_signed("CallSid")
+    if not request.args.get("attempt", "").isdigit():
+        abort(400, "attempt is missing")
 
 
 def _attempt_id() -> int:

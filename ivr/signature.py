@@ -6,7 +6,7 @@ import hmac
 import logging
 from urllib.parse import parse_qsl
 
-from flask import Flask, current_app, request
+from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -75,3 +75,14 @@ class _Params(dict[str, list[str]]):
     def getall(self, name: str) -> list[str]:
         """Every value of a parameter."""
         return self[name]
+
+
+def reject_unless_signed(required: str) -> None:
+    """For Twilio's routes: 403 unless Twilio signed the request, 400 without the `required`
+    parameter (CallSid, MessageSid); nothing is written either way."""
+    read_twilio_form()
+    if not signed_by_twilio():
+        log.warning("rejected unsigned or forged webhook to %s", request.path)
+        abort(403)
+    if not request.form.get(required):
+        abort(400, f"{required} is missing")

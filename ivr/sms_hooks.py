@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from callbacks.sms import sms_text
 from callbacks.survey import answer_by_sms
 from ivr.db import get_session
-from ivr.signature import read_twilio_form, signed_by_twilio
+from ivr.signature import reject_unless_signed
 from ivr.twiml import twiml_response
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,7 @@ OPT_OUT_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end",
 @bp.before_request
 def only_twilio() -> None:
     """403 unless Twilio signed it, 400 without a MessageSid; nothing written."""
-    read_twilio_form()
-    if not signed_by_twilio():
-        log.warning("rejected unsigned or forged webhook to %s", request.path)
-        abort(403)
-    if not request.form.get("MessageSid"):
-        abort(400, "MessageSid is missing")
+    reject_unless_signed("MessageSid")
 
 
 @bp.post("")

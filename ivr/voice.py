@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -34,7 +34,7 @@ from callbacks.tickets import open_ticket_for_callback, open_ticket_for_voicemai
 from callbacks.voicemail import RecordingReport, store_recording
 from ivr.db import call_log, get_session
 from ivr.messages import MESSAGES, locale_for, message
-from ivr.signature import read_twilio_form, signed_by_twilio
+from ivr.signature import reject_unless_signed
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
@@ -65,12 +65,7 @@ bp = Blueprint("voice", __name__, url_prefix="/voice")
 @bp.before_request
 def only_twilio() -> None:
     """Every voice route: 403 unless Twilio signed it, 400 without a CallSid; nothing written."""
-    read_twilio_form()
-    if not signed_by_twilio():
-        log.warning("rejected unsigned or forged webhook to %s", request.path)
-        abort(403)
-    if not request.form.get("CallSid"):
-        abort(400, "CallSid is missing")
+    reject_unless_signed("CallSid")
 
 
 def now() -> datetime:
