@@ -45,6 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     from ivr.admin import bp as admin_bp
     app.register_blueprint(admin_bp)
+    from ivr.health import bp as health_bp
+    auth.csrf.exempt(health_bp)  # load balancers' probes: GET only, public
+    app.register_blueprint(health_bp)
     _warm_flow_cache(app)
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # garbage collector's full scans, which would otherwise stall a call step now and then.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Response, current_app, url_for
+from flask import Response, current_app, request, url_for
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
@@ -35,6 +35,7 @@ from callbacks.desk import (
 from callbacks.dialer import DialRefused, call_now
 from callbacks.tickets import Ticket, ticket_id_from_number
 from callbacks.voicemail import VoicemailAudio
+from ivr import signin_limits
 from ivr.api_core import (
     ADMIN,
     PUBLIC,
@@ -43,6 +44,7 @@ from ivr.api_core import (
     Reply,
     api_route,
     bp,
+    problem_response,
     reply,
 )
 from ivr.api_models import (
@@ -248,12 +250,22 @@ def post_agent(body: AgentRequest) -> Response:
            access=PUBLIC, body=SignInRequest, responses={
                200: Reply("Signed in: the cookie is set; send csrf_token as X-CSRFToken",
                           SessionOut),
-               401: Reply("Wrong user name or password", Problem)})
+               401: Reply("Wrong user name or password", Problem),
+               429: Reply("Too many failed sign-ins; Retry-After says when to try again",
+                          Problem)})
 def sign_in(body: SignInRequest) -> Response:
     """Sign in with a user name and password; the session cookie carries the sign-in."""
+    wait = signin_limits.blocked_for(body.username, request.remote_addr)
+    if wait:
+        blocked = problem_response(429, Problem(error="too_many_attempts",
+                                                message=signin_limits.retry_message(wait)))
+        blocked.headers["Retry-After"] = str(wait)
+        return blocked
     agent = authenticate(get_session(), body.username, body.password)
     if agent is None:
+        signin_limits.record_failure(body.username, request.remote_addr)
         raise ApiProblem(401, "unauthorized", "wrong user name or password")
+    signin_limits.record_success(body.username)
     login_user(SignedIn(agent))
     return reply(SessionOut(agent=AgentOut.of(agent), csrf_token=generate_csrf()))
 

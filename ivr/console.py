@@ -19,6 +19,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -34,6 +35,7 @@ from callbacks.db import utcnow
 from callbacks.desk import call_list, callback_story, ticket_audio, ticket_story
 from callbacks.flowstore import compiled_version, published_version_for_number
 from callbacks.tickets import ticket_id_from_number
+from ivr import signin_limits
 from ivr.auth import SignedIn, signed_in_agent
 from ivr.db import get_session
 
@@ -127,13 +129,22 @@ def sign_in() -> BaseResponse | tuple[str, int]:
     next_page = safe_next(request.values.get("next"), url_for("console.call_list_page"))
     if request.method == "GET":
         return render_template("console/sign_in.html", next_page=next_page), 200
-    agent = authenticate(get_session(), request.form.get("username", ""),
-                         request.form.get("password", ""))
+    username = request.form.get("username", "")
+    wait = signin_limits.blocked_for(username, request.remote_addr)
+    if wait:
+        log.info("console sign-in refused: too many failures")
+        blocked = make_response(render_template("console/sign_in.html", next_page=next_page,
+                                                error=signin_limits.retry_message(wait),
+                                                username=username), 429)
+        blocked.headers["Retry-After"] = str(wait)
+        return blocked
+    agent = authenticate(get_session(), username, request.form.get("password", ""))
     if agent is None:
         log.info("console sign-in failed")
+        signin_limits.record_failure(username, request.remote_addr)
         return render_template("console/sign_in.html", next_page=next_page,
-                               error=SIGN_IN_FAILED,
-                               username=request.form.get("username", "")), 401
+                               error=SIGN_IN_FAILED, username=username), 401
+    signin_limits.record_success(username)
     session.clear()  # a fresh session: nothing carried over from before the sign-in
     login_user(SignedIn(agent))
     flash(f"Signed in as {agent.name}.", "ok")

@@ -170,6 +170,22 @@ def standin() -> Iterator[Any]:
         yield server
 
 
+def line_environment(database_url: str, redis_url: str, standin_url: str,
+                     **extra: str) -> dict[str, str]:
+    """IVR_* settings for a web server and workers started as processes: the test database,
+    Redis and the Twilio stand-in, reconciling every 2 s; `extra` adds or overrides."""
+    return {
+        "IVR_DATABASE_URL": database_url,
+        "IVR_REDIS_URL": redis_url,
+        "IVR_TWILIO_ACCOUNT_SID": STANDIN_ACCOUNT_SID,
+        "IVR_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "IVR_TWILIO_API_BASE_URL": standin_url,
+        "IVR_RECONCILE_SECONDS": "2",
+        "IVR_HEARTBEAT_SECONDS": "1",
+        **{f"IVR_{name}": value for name, value in extra.items()},
+    }
+
+
 @contextlib.contextmanager
 def desk_app(database_url: str, redis_url: str, standin: Any, **extra: Any) -> Iterator[Flask]:
     """The app on the test database and Redis, placing calls and texts through the stand-in;

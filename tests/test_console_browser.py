@@ -31,6 +31,7 @@ from tests.conftest import (
     app_config,
     empty_tables,
     gunicorn_server,
+    line_environment,
     publish,
 )
 from tests.test_worker_process import worker_process
@@ -78,18 +79,8 @@ def standin() -> Iterator[StandinServer]:
 @pytest.fixture
 def line_env(database_url: str, redis_url: str, standin: StandinServer) -> dict[str, str]:
     """IVR_* settings shared by gunicorn and the worker."""
-    return {
-        "IVR_DATABASE_URL": database_url,
-        "IVR_REDIS_URL": redis_url,
-        "IVR_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "IVR_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "IVR_TWILIO_API_BASE_URL": standin.url,
-        "IVR_SMS_FROM": LINE,
-        "IVR_CALLBACK_FROM": LINE,
-        "IVR_RECONCILE_SECONDS": "2",
-        "IVR_HEARTBEAT_SECONDS": "1",
-        "IVR_WRAP_UP_SECONDS": "600",
-    }
+    return line_environment(database_url, redis_url, standin.url, SMS_FROM=LINE,
+                            CALLBACK_FROM=LINE, WRAP_UP_SECONDS="600")
 
 
 def always_open(flow_yaml: str) -> str:

@@ -25,7 +25,14 @@ from callbacks.voicemail import Voicemail
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from speech.scoring import character_error_rate
-from tests.conftest import AUTH_TOKEN, app_config, empty_tables, gunicorn_server, publish
+from tests.conftest import (
+    AUTH_TOKEN,
+    app_config,
+    empty_tables,
+    gunicorn_server,
+    line_environment,
+    publish,
+)
 from tests.speech_fixtures import clips
 from tests.test_voicemail_jobs import CER_LIMIT_8KHZ
 from tests.voicemail_helpers import ACCOUNT_SID, KOREAN_FLOW, MOBILE_CALLER, telephone_wav
@@ -42,16 +49,7 @@ def standin() -> Iterator[StandinServer]:
 @pytest.fixture
 def line_env(database_url: str, redis_url: str, standin: StandinServer) -> dict[str, str]:
     """IVR_* settings shared by the web server and the workers of these tests."""
-    return {
-        "IVR_DATABASE_URL": database_url,
-        "IVR_REDIS_URL": redis_url,
-        "IVR_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "IVR_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "IVR_TWILIO_API_BASE_URL": standin.url,
-        "IVR_MAX_VOICEMAIL_SECONDS": "90",
-        "IVR_RECONCILE_SECONDS": "2",
-        "IVR_HEARTBEAT_SECONDS": "1",
-    }
+    return line_environment(database_url, redis_url, standin.url, MAX_VOICEMAIL_SECONDS="90")
 
 
 @pytest.fixture
