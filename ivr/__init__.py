@@ -51,6 +51,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _warm_flow_cache(app)
     # Everything built so far lives as long as the process: keep it out of the cyclic
     # garbage collector's full scans, which would otherwise stall a call step now and then.
+    hops = int(app.config["PROXY_HOPS"])
+    if hops:  # behind a load balancer: the client's address comes from X-Forwarded-For
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     gc.freeze()
     return app
 

@@ -546,7 +546,7 @@ def test_schemathesis_finds_no_server_error_or_undocumented_answer(desk: Desk,
     # Some refusals depend on data, not on the schema (a snooze time in the past, an unknown
     # agent id, a ticket resolved already): those are 400 by design.
     config = schemathesis.Config.from_dict({"checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2xx", 400, 401, 403, 404, 409]}}})
+        "expected-statuses": ["2xx", 400, 401, 403, 404, 409, 429]}}})
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=config)
     checked = []
     for result in schema.get_all_operations():

@@ -110,3 +110,27 @@ def test_without_redis_the_counters_live_in_the_process(demo_app: Flask) -> None
         assert _api(web, "ana", "wrong").status_code == 401
     _assert_blocked(_api(web, "ana", PASSWORD))
     assert _api(web, "ana", PASSWORD, address="10.0.0.2").status_code == 429  # name blocked
+
+
+def test_behind_a_load_balancer_each_client_address_counts_apart(database_url: str,
+                                                                 redis_url: str) -> None:
+    from ivr import create_app
+
+    app = create_app(app_config(database_url, REDIS_URL=redis_url, PROXY_HOPS=1))
+    try:
+        for name in ("cara", "dan", "eve", "finn", "gus", "hal"):
+            _agent(app, name)
+        web = app.test_client()
+
+        def attempt(name: str, client: str) -> int:
+            return web.post("/api/v1/session", json={"username": name, "password": "wrong"},
+                            headers={"X-Forwarded-For": client},
+                            environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code
+
+        # Six different user names through the same balancer address, from two clients.
+        assert [attempt(name, "203.0.113.7") for name in ("cara", "dan", "eve")] == [401] * 3
+        assert [attempt(name, "198.51.100.4") for name in ("finn", "gus", "hal")] == [401] * 3
+        # The balancer's own address saw six failures, but no client has reached five.
+        assert attempt("cara", "198.51.100.99") == 401
+    finally:
+        empty_tables(app)
