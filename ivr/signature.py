@@ -38,6 +38,8 @@ def public_url() -> str:
 
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_SID_LENGTH = 64
+"""Twilio's SIDs are 34 characters; the database keeps up to 64."""
 
 
 def read_twilio_form() -> None:
@@ -84,5 +86,8 @@ def reject_unless_signed(required: str) -> None:
     if not signed_by_twilio():
         log.warning("rejected unsigned or forged webhook to %s", request.path)
         abort(403)
-    if not request.form.get(required):
+    value = request.form.get(required)
+    if not value:
         abort(400, f"{required} is missing")
+    if len(value) > MAX_SID_LENGTH:
+        abort(400, f"{required} is too long")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -60,6 +60,9 @@ from routing.steps import (
 log = logging.getLogger(__name__)
 APOLOGY_LANGUAGES = list(MESSAGES["apology"])
 bp = Blueprint("voice", __name__, url_prefix="/voice")
+CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy",
+                           "failed", "no-answer", "canceled"})
+"""The CallStatus values Twilio sends; anything else is refused, not stored."""
 
 
 @bp.before_request
@@ -439,10 +442,12 @@ def apology_recorded() -> Response:
 def call_status() -> Response:
     """The call-status callback: the outcome and timings of the call, applied once."""
     form = request.form
-    duration = form.get("CallDuration", "")
+    status, duration = form.get("CallStatus", ""), form.get("CallDuration", "")
+    if status not in CALL_STATUSES:
+        abort(400, "CallStatus is not one of Twilio's call statuses")
     session = get_session()
-    record_status(session, form.get("CallSid", ""), form.get("CallStatus", ""),
-                  int(duration) if duration.isdigit() else None,
+    record_status(session, form.get("CallSid", ""), status,
+                  int(duration) if duration.isdigit() and len(duration) <= 7 else None,
                   caller=form.get("From", ""), called=form.get("To", ""))
     session.commit()
     return twiml_response(VoiceResponse())

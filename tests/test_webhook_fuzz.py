@@ -3,6 +3,7 @@ the answer is always valid TwiML or a 4xx, never a 500 or a stack trace."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -40,7 +41,7 @@ def line(database_url: str) -> Iterator[Flask]:
     empty_tables(app)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=int(os.environ.get("IVR_FUZZ_EXAMPLES", "300")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS),
        form=st.dictionaries(st.sampled_from(NAMES), junk, max_size=8),
