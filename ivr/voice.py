@@ -203,14 +203,7 @@ def incoming_call() -> Response:
                                     current_app.config["DEFAULT_FLOW"])
     if version_id is None:
         raise LookupError("no published flow answers this number; run `ivr flows publish`")
-    compiled = _compiled(version_id)
-    flow = compiled.flow
-    language = language_for_number(form.get("From", ""), flow.languages, flow.default_language)
-    turn = engine.start(compiled, now(), language, form.get("From", ""))
-    call_log().open_call(form["CallSid"], form.get("From", ""), form.get("To", ""), version_id,
-                         turn.language or language)
-    state = CallState(version_id, Position(flow.start, language), seq=0)
-    return _carry_out(turn, state, "start", flow.start, None)
+    return _start_call(version_id, None)
 
 
 @bp.post("/test")
@@ -218,15 +211,18 @@ def incoming_call() -> Response:
 def test_call() -> Response:
     """A test call from the admin simulator: starts version `v` (published or a draft) in
     language `l` if the flow has it; signed like every voice route, so Twilio-or-admin only."""
-    form = request.form
     version = request.args.get("v", "")
     if not version.isdigit():
         raise LookupError("a test call names its flow version: /voice/test?v=<id>")
-    version_id = int(version)
+    return _start_call(int(version), request.args.get("l", ""))
+
+
+def _start_call(version_id: int, language: str | None) -> Response:
+    """Start a flow version: in `language` if the flow has it, else guessed from the caller."""
+    form = request.form
     compiled = _compiled(version_id)
     flow = compiled.flow
-    language = request.args.get("l", "")
-    if language not in flow.languages:
+    if language is None or language not in flow.languages:
         language = language_for_number(form.get("From", ""), flow.languages,
                                        flow.default_language)
     turn = engine.start(compiled, now(), language, form.get("From", ""))
