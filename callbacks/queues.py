@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 
 from redis import Redis
@@ -10,24 +9,15 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
+# Every Redis client is made there (a URL or Sentinel); imported from here by older callers.
+from callbacks.redis_client import redis_connection as redis_connection
+
 URGENT, DEFAULT, LOW = "urgent", "default", "low"
 QUEUES = (URGENT, DEFAULT, LOW)
 """Workers take from these in this order."""
 
 VOICEMAIL_RETRY = Retry(max=4, interval=[5, 20, 60, 180])
 SMS_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
-
-_connections: dict[str, Redis] = {}
-_lock = threading.Lock()
-
-
-def redis_connection(url: str) -> Redis:
-    """One Redis client per URL per process."""
-    with _lock:
-        if url not in _connections:
-            _connections[url] = Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
-                                               health_check_interval=30)
-        return _connections[url]
 
 
 def voicemail_job_id(voicemail_id: int) -> str:

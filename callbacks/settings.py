@@ -13,7 +13,7 @@ class Settings:
     """Database, Redis, Twilio and speech settings shared by the web app and the workers."""
 
     database_url: str
-    redis_url: str = ""
+    redis_url: str = ""  # a redis:// URL or a redis+sentinel:// address (callbacks/redis_client)
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = ""
     twilio_api_base_url: str = "https://api.twilio.com"

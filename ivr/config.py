@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Flask
 
+from callbacks.logs import LOG_FORMATS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SECRET_KEY = "dev-only-not-secret"
 DEFAULT_AUTH_TOKEN = "dev-auth-token-0123456789abcdef"
@@ -17,6 +19,10 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEFAULT_SECRET_KEY,
     "DATABASE_URL": "",
     "REDIS_URL": "",
+    "REDIS_SENTINELS": "",  # host:port,host:port: find the Redis master through Sentinel
+    "REDIS_SENTINEL_MASTER": "mymaster",  # the name in `sentinel monitor <name> ...`
+    "REDIS_PASSWORD": "",  # the master's (and replicas') password, with Sentinel
+    "REDIS_SENTINEL_PASSWORD": "",  # the Sentinels' own password, if they have one
     "PUBLIC_BASE_URL": "",
     "VALIDATE_SIGNATURE": True,
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
@@ -25,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_FLOW": "it-support",
     "DEFAULT_LANGUAGE": "en",
     "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "",  # json or text; empty: json in production, text elsewhere
     "SMS_FROM": "",
     "MODELS_DIR": "",
     "SPEECH_MODELS": {},
@@ -65,6 +72,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
             app.config[name] = os.environ[name]
     if overrides:
         app.config.update(overrides)
+    app.config["REDIS_URL"] = redis_address(app.config)
     if not app.config["DATABASE_URL"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'ivr.sqlite3'}"
@@ -75,11 +83,34 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
                       ("DIRECTORY_FILE", "directory.csv")):
         if not app.config[key]:
             app.config[key] = str(ROOT / "flows" / name)
+    log_format = str(app.config["LOG_FORMAT"] or "").strip().lower()
+    app.config["LOG_FORMAT"] = log_format or ("json" if app.config["ENV"] == "production"
+                                              else "text")
     check_config(app.config)
 
 
+def redis_address(config: Any) -> str:
+    """REDIS_URL, or the Sentinel address built from REDIS_SENTINELS and its companions."""
+    from callbacks.redis_client import RedisAddressError, sentinel_address
+
+    url, sentinels = str(config.get("REDIS_URL") or ""), str(config.get("REDIS_SENTINELS") or "")
+    if not sentinels:
+        return url
+    if url:
+        raise ConfigError("set IVR_REDIS_URL or IVR_REDIS_SENTINELS, not both")
+    try:
+        return sentinel_address(sentinels, str(config.get("REDIS_SENTINEL_MASTER") or ""),
+                                str(config.get("REDIS_PASSWORD") or ""),
+                                str(config.get("REDIS_SENTINEL_PASSWORD") or ""))
+    except RedisAddressError as error:
+        raise ConfigError(str(error)) from None
+
+
 def check_config(config: dict[str, Any]) -> None:
-    """Refuse settings that are unsafe in production."""
+    """Refuse settings that cannot work, and settings that are unsafe in production."""
+    if config.get("LOG_FORMAT", "text") not in LOG_FORMATS:
+        raise ConfigError(f"IVR_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                          f"not {config['LOG_FORMAT']!r}")
     if config["ENV"] != "production":
         return
     if config["SECRET_KEY"] == DEFAULT_SECRET_KEY or len(str(config["SECRET_KEY"])) < 16:
