@@ -77,6 +77,10 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
         voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
         ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
         assert voicemail is not None and ticket is not None
+        if voicemail.state in ("done", "failed"):
+            # Another run finished first (Redis lost this job's record, so the reconciler
+            # queued it again while it ran): its result stands, nothing is done twice.
+            return {"voicemail": voicemail_id, "skipped": True}
         apply_transcription(session, ticket, result)
         voicemail.state = "done"
         voicemail.last_error = None
@@ -147,8 +151,12 @@ def send_ticket_sms(ticket_id: int) -> str | None:
             add_event(session, ticket, "sms_skipped", "the caller's number cannot receive texts")
             session.commit()
             return None
-        call = session.scalar(select(Call).where(Call.call_sid == ticket.call_sid))
-        sender = settings.sms_from or (call.called if call else "")
+        sender = settings.sms_from
+        if not sender:  # texts go out from the number the caller dialled
+            call = session.scalar(select(Call).where(Call.call_sid == ticket.call_sid))
+            if call is None:  # the call log is written behind the webhooks: not there yet
+                raise RetryLater(f"ticket {ticket_id}: call {ticket.call_sid} not logged yet")
+            sender = call.called
         kind = "ticket_created" if ticket.voicemail_id is not None else "callback_queued"
         body = sms_text(kind, ticket.language, number=ticket.number)
         caller, language = ticket.caller, ticket.language
@@ -205,8 +213,8 @@ def _recording_bytes(voicemail_id: int, recording_url: str) -> bytes:
 
 def _set_back(voicemail_id: int, error: str) -> None:
     with runtime.sessions()() as session:
-        voicemail = session.get(Voicemail, voicemail_id)
-        if voicemail is not None:
+        voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
+        if voicemail is not None and voicemail.state not in ("done", "failed"):
             voicemail.state = "recorded"
             voicemail.last_error = error
             session.commit()
@@ -215,10 +223,10 @@ def _set_back(voicemail_id: int, error: str) -> None:
 
 def _give_up(voicemail_id: int, error: str) -> None:
     with runtime.sessions()() as session:
-        voicemail = session.get(Voicemail, voicemail_id)
+        voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
         ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
-        if voicemail is None:
-            return
+        if voicemail is None or voicemail.state in ("done", "failed"):
+            return  # another run of the job finished it already
         voicemail.state = "failed"
         voicemail.last_error = error
         if ticket is not None:

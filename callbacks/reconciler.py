@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from callbacks.agents import release_agent
+from callbacks.agents import Agent, release_agent
 from callbacks.attempts import LIVE_STAGES, CallbackAttempt
 from callbacks.callback_requests import CallbackRequest, put_back
 from callbacks.db import utcnow
@@ -44,6 +44,9 @@ RECONCILE_SECONDS = 60
 HEARTBEAT_SECONDS = 30
 """How often a worker beats while a job runs (rq's job monitoring interval)."""
 
+WRAP_UP_SECONDS = 60
+"""The default wrap-up time (IVR_WRAP_UP_SECONDS); a wrap-up this much past it is stuck."""
+
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -56,6 +59,7 @@ class ReconcileReport:
     sms_requeued: list[int] = field(default_factory=list)
     callbacks_put_back: list[int] = field(default_factory=list)
     status_sms_requeued: list[int] = field(default_factory=list)
+    wrap_ups_ended: list[int] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -79,8 +83,10 @@ def job_is_alive(connection: Redis, job_id: str,
 def reconcile(session: Session, connection: Redis,
               grace: timedelta = timedelta(seconds=RECONCILE_SECONDS),
               max_voicemail_seconds: int = 600,
-              heartbeat_seconds: int = HEARTBEAT_SECONDS) -> ReconcileReport:
-    """Queue again every voicemail and ticket SMS whose job is gone."""
+              heartbeat_seconds: int = HEARTBEAT_SECONDS,
+              wrap_up_seconds: int = WRAP_UP_SECONDS) -> ReconcileReport:
+    """Queue again every voicemail and ticket SMS whose job is gone, put back stuck callbacks
+    and end wrap-ups whose scheduled end was lost."""
     report = ReconcileReport()
     settled_before = utcnow() - grace
     pending = session.scalars(
@@ -112,11 +118,14 @@ def reconcile(session: Session, connection: Redis,
             report.sms_requeued.append(ticket_id)
     report.callbacks_put_back = release_stuck_callbacks(session, settled_before)
     report.status_sms_requeued = requeue_status_sms(session, connection, settled_before)
+    report.wrap_ups_ended = end_overdue_wrap_ups(
+        session, settled_before - timedelta(seconds=wrap_up_seconds))
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
-            or report.status_sms_requeued):
+            or report.status_sms_requeued or report.wrap_ups_ended):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "follow-up SMS %s", report.voicemails_requeued, report.sms_requeued,
-                    report.callbacks_put_back, report.status_sms_requeued)
+                    "follow-up SMS %s; wrap-ups ended for agents %s", report.voicemails_requeued,
+                    report.sms_requeued, report.callbacks_put_back, report.status_sms_requeued,
+                    report.wrap_ups_ended)
     return report
 
 
@@ -144,6 +153,20 @@ def release_stuck_callbacks(session: Session, settled_before: datetime,
         released.append(attempt.request_id)
     session.commit()
     return released
+
+
+def end_overdue_wrap_ups(session: Session, overdue_before: datetime) -> list[int]:
+    """Make available again the agents in wrap-up since before `overdue_before`: the job that
+    ends a wrap-up is a delayed rq job, lost with Redis, and nothing else would end it (the
+    dial sweep only takes available agents)."""
+    ended = session.scalars(
+        update(Agent).where(Agent.availability == "wrap_up",
+                            Agent.availability_since < overdue_before)
+        .values(availability="available", availability_since=utcnow())
+        .returning(Agent.id).execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return list(ended)
 
 
 def requeue_status_sms(session: Session, connection: Redis,

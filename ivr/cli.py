@@ -161,7 +161,8 @@ def reconcile_command() -> None:
     from callbacks.reconciler import reconcile
 
     with current_app.extensions["ivr.sessions"]() as session:
-        report = reconcile(session, redis_connection(current_app.config["REDIS_URL"]))
+        report = reconcile(session, redis_connection(current_app.config["REDIS_URL"]),
+                           wrap_up_seconds=int(current_app.config["WRAP_UP_SECONDS"]))
     voicemails = report.voicemails_requeued or "none"
     click.echo(f"checked {report.voicemails_checked} voicemail(s); queued again: voicemails "
                f"{voicemails}, ticket SMS {report.sms_requeued or 'none'}")

@@ -347,6 +347,30 @@ def test_follow_up_sms_lost_with_redis_is_queued_again(desk: Flask, standin: Sta
     assert again.status_sms_requeued == []  # sent now: nothing twice
 
 
+def test_reconciler_ends_a_wrap_up_whose_end_job_redis_lost(desk: Flask, standin: StandinServer,
+                                                            redis_url: str) -> None:
+    from callbacks.reconciler import reconcile
+
+    agent_id = _agent(desk)
+    first, second = _request(desk), _request(desk, caller="+821098765432")
+    dial_next()
+    play_outbound_call(standin.calls()[-1], AUTH_TOKEN, post=_post_through(desk.test_client()))
+    assert _row(desk, CallbackRequest, first).status == "done"
+    assert _row(desk, Agent, agent_id).availability == "wrap_up"
+    connection = Redis.from_url(redis_url)
+    connection.flushall()  # Redis restarted: the delayed job that ends the wrap-up is gone
+    with desk.extensions["ivr.sessions"]() as session:
+        assert reconcile(session, connection, wrap_up_seconds=60).wrap_ups_ended == []
+        assert reconcile(session, connection, grace=timedelta(seconds=-1),
+                         wrap_up_seconds=60).wrap_ups_ended == []  # still wrapping up
+        report = reconcile(session, connection, grace=timedelta(seconds=0),
+                           wrap_up_seconds=-1)
+    assert report.wrap_ups_ended == [agent_id]
+    assert _row(desk, Agent, agent_id).availability == "available"
+    dial_sweep()  # the worker's sweep after reconciling: the waiting caller is dialled
+    assert _row(desk, CallbackRequest, second).status == "claimed"
+
+
 def test_the_stand_in_lists_the_call_as_the_answer_command_reads_it(
         desk: Flask, standin: StandinServer) -> None:
     import requests

@@ -14,11 +14,12 @@ import soundfile
 from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from callbacks import runtime
 from callbacks.callback_requests import CallbackRequest
-from callbacks.jobs import MAX_ATTEMPTS, RetryLater, process_voicemail
+from callbacks.calllog import Call, CallStep
+from callbacks.jobs import MAX_ATTEMPTS, RetryLater, process_voicemail, send_ticket_sms
 from callbacks.queues import DEFAULT, QUEUES, URGENT
 from callbacks.reconciler import reconcile
 from callbacks.settings import Settings
@@ -125,6 +126,26 @@ def test_a_voicemail_becomes_a_transcribed_ticket_and_an_sms(
         assert callback.status == "pending" and callback.due_at > callback.first_contact_at
     with line.extensions["ivr.sessions"]() as session:
         assert session.get(VoicemailAudio, voicemail.id) is not None
+
+
+def test_the_ticket_sms_waits_for_the_logged_call_it_takes_its_sender_from(
+        line: Flask, standin: StandinServer) -> None:
+    """Without IVR_SMS_FROM the text goes out from the number dialled, read from the call log,
+    which is written behind the webhooks: a job that runs first tries again later."""
+    leave_voicemail(line, standin.url, None, n=5)
+    ticket, _voicemail = ticket_of(line, 5)
+    with line.extensions["ivr.sessions"]() as session:
+        session.execute(delete(CallStep).where(CallStep.call_sid == ticket.call_sid))
+        session.execute(delete(Call).where(Call.call_sid == ticket.call_sid))
+        session.commit()
+
+    with pytest.raises(RetryLater, match="not logged yet"):
+        send_ticket_sms(ticket.id)
+
+    assert standin.messages() == []
+    with line.extensions["ivr.sessions"]() as session:
+        assert session.get(Ticket, ticket.id).sms_sid is None  # type: ignore[union-attr]
+        assert "sms_failed" not in [event.kind for event in history(session, ticket.id)]
 
 
 def test_duplicate_recording_callbacks_make_one_voicemail_one_ticket_one_job(
@@ -275,6 +296,56 @@ def test_redis_restarted_mid_job_the_reconciler_queues_it_again(
     ticket, voicemail = ticket_of(line, 7)
     assert voicemail.state == "done" and ticket.transcription == "done"
     assert len(standin.messages()) == 1
+
+
+def _run_again_meanwhile(monkeypatch: pytest.MonkeyPatch, voicemail_id: int,
+                         then: Exception | None = None) -> None:
+    """While the job decodes, a second run of it (queued again by the reconciler after Redis
+    lost the first) runs to the end; then the first goes on (or fails with `then`)."""
+    from callbacks import jobs
+
+    real = jobs.transcribe_recording
+
+    def overlapping(*args: Any) -> Any:
+        monkeypatch.setattr(jobs, "transcribe_recording", real)
+        process_voicemail(voicemail_id)
+        if then is not None:
+            raise then
+        return real(*args)
+
+    monkeypatch.setattr(jobs, "transcribe_recording", overlapping)
+
+
+def test_two_runs_of_one_voicemail_job_complete_its_ticket_once(
+        line: Flask, standin: StandinServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    standin.put_recording(recording_sid(11), telephone_wav(clips()[2].path))
+    leave_voicemail(line, standin.url, None, n=11)
+    _ticket, voicemail = ticket_of(line, 11)
+    _run_again_meanwhile(monkeypatch, voicemail.id)
+
+    assert process_voicemail(voicemail.id).get("skipped") is True  # the other run won
+    ticket, voicemail = ticket_of(line, 11)
+    assert (voicemail.state, voicemail.attempts) == ("done", 2)
+    kinds = [event.kind for event in _history(line, ticket.id)]
+    assert kinds.count("transcribed") == 1 and kinds.count("callback_queued") == 1
+    assert count(line, CallbackRequest) == 1
+
+
+def test_a_late_failure_of_a_stale_run_does_not_undo_a_finished_voicemail(
+        line: Flask, standin: StandinServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from callbacks.telephony import DownloadFailed
+
+    standin.put_recording(recording_sid(12), telephone_wav(clips()[2].path))
+    leave_voicemail(line, standin.url, None, n=12)
+    _ticket, voicemail = ticket_of(line, 12)
+    _run_again_meanwhile(monkeypatch, voicemail.id,
+                         then=DownloadFailed("no answer within 30 s", retryable=True))
+
+    with pytest.raises(RetryLater):
+        process_voicemail(voicemail.id)
+    ticket, voicemail = ticket_of(line, 12)
+    assert voicemail.state == "done" and ticket.transcription == "done"  # not set back
+    assert process_voicemail(voicemail.id).get("skipped") is True  # rq's retry: nothing to do
 
 
 def test_recordings_can_be_deleted_at_twilio_once_kept(
