@@ -99,6 +99,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"  # the web process's settings, for both servers
 HOST = "127.0.0.1"
 LINE = "+493012345678"  # the number flows/it-support.yaml answers
 ACCOUNT_SID = "AC" + "5" * 32
@@ -431,7 +432,8 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [str(GUNICORN), "--bind", f"{HOST}:{self.port}", "--chdir", str(ROOT),
+        command = [str(GUNICORN), "--config", str(GUNICORN_CONF), "--bind", f"{HOST}:{self.port}",
+                   "--chdir", str(ROOT),
                    "--log-level", "warning", "--graceful-timeout", "5", *self.worker_args,
                    self.app]
         with self.log_path.open("wb") as log:
@@ -604,6 +606,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="GIL switch interval (s) in both servers' workers "
+                             "(default: gunicorn.conf.py's)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server")
     parser.add_argument("--load-fraction", type=float, default=0.5,
                         help="phase B rate as a fraction of the baseline's req/s")
@@ -633,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     worker_args = ["--workers", str(args.workers), "--worker-class", args.worker_class]
     if args.worker_class == "gthread":
         worker_args += ["--threads", str(args.threads)]
+    switch = ({"IVR_GIL_SWITCH_SECONDS": str(args.switch_interval)}
+              if args.switch_interval is not None else {})
     token = "bench-" + uuid.uuid4().hex
     servers: list[Server] = []
     database_url = database_url_for(args.admin_url)
@@ -646,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         while app_port == base_port:
             app_port = free_port()
         baseline = Server("bare Flask baseline", "benchmarks.bare_app:create_app()",
-                          base_port, worker_args, server_env({}), tmp)
+                          base_port, worker_args, server_env(switch), tmp)
         app = Server("ivr webhooks", args.app, app_port, worker_args, server_env({
             "IVR_ENV": "production",
             "IVR_SECRET_KEY": uuid.uuid4().hex * 2,
@@ -655,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
             "IVR_PUBLIC_BASE_URL": f"http://{HOST}:{app_port}",
             "IVR_LOG_LEVEL": "WARNING",
             "IVR_INSTANCE_PATH": str(tmp),
+            **switch,
         }), tmp)
         servers = [baseline, app]
         for server in servers:
@@ -706,7 +714,10 @@ def main(argv: list[str] | None = None) -> int:
     base_cost = base_result.per_request_ms(base_result.server_cpu)
     app_cost = app_result.per_request_ms(app_result.server_cpu + app_result.db_cpu)
     width = args.workers if args.worker_class != "gthread" else f"{args.workers}x{args.threads}"
+    interval = (f"{args.switch_interval * 1000:g} ms" if args.switch_interval is not None
+                else "as in gunicorn.conf.py")
     print(f"webhook benchmark ({os.cpu_count()} cores, gunicorn {args.worker_class} {width}, "
+          f"GIL switch interval {interval}, "
           f"{args.concurrency} concurrent callers in {args.clients} client processes, "
           f"{args.seconds:g} s each; load average before {load_before:.2f}, "
           f"after {os.getloadavg()[0]:.2f})")

@@ -17,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -67,11 +68,18 @@ def _start_timer() -> None:
         g.webhook_started = time.perf_counter()
 
 
+_webhook_timers: dict[str, Any] = {}
+"""The histogram's child per endpoint, looked up once (every call step observes one)."""
+
+
 def _observe(response: Response) -> Response:
     started = g.pop("webhook_started", None)
     if started is not None:
-        WEBHOOK_SECONDS.labels(request.endpoint or "unknown").observe(
-            time.perf_counter() - started)
+        endpoint = request.endpoint or "unknown"
+        timer = _webhook_timers.get(endpoint)
+        if timer is None:
+            timer = _webhook_timers[endpoint] = WEBHOOK_SECONDS.labels(endpoint)
+        timer.observe(time.perf_counter() - started)
     return response
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from urllib.parse import parse_qsl
 
 from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import ImmutableMultiDict
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +35,8 @@ def public_url() -> str:
     return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
-FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_SID_LENGTH = 64
 """Twilio's SIDs are 34 characters; the database keeps up to 64."""
-
-
-def read_twilio_form() -> None:
-    """Parse Twilio's small url-encoded body straight into `request.form`.
-
-    The same stdlib parser werkzeug uses, without its general stream and multipart machinery:
-    every step of every call comes through here. Anything else is left to werkzeug.
-    """
-    if request.mimetype != FORM_TYPE or request.content_length is None:
-        return
-    body = request.get_data(cache=False).decode("utf-8", "replace")
-    request.form = ImmutableMultiDict(parse_qsl(body, keep_blank_values=True))
 
 
 def signed_by_twilio() -> bool:
@@ -82,7 +67,6 @@ class _Params(dict[str, list[str]]):
 def reject_unless_signed(required: str) -> None:
     """For Twilio's routes: 403 unless Twilio signed the request, 400 without the `required`
     parameter (CallSid, MessageSid); nothing is written either way."""
-    read_twilio_form()
     if not signed_by_twilio():
         log.warning("rejected unsigned or forged webhook to %s", request.path)
         abort(403)

@@ -146,9 +146,12 @@ def spoken(text: str, language: str, flow: Flow | None = None) -> VoiceResponse:
     return response
 
 
+TWIML_TYPE = "text/xml; charset=utf-8"
+
+
 def twiml_response(twiml: VoiceResponse | str, status: int = 200) -> Response:
     """A Flask response carrying TwiML."""
-    return Response(str(twiml), status=status, mimetype="text/xml")
+    return Response(str(twiml), status=status, content_type=TWIML_TYPE)
 
 
 def _say(target: VoiceResponse, flow: Flow, step: Say) -> None:

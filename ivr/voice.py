@@ -10,10 +10,11 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.callback_intake import CallbackWish, ask_for_callback
@@ -74,7 +75,7 @@ def only_twilio() -> None:
 def now() -> datetime:
     """The clock webhooks route by (tests fix it through the CLOCK setting)."""
     clock: Callable[[], datetime] | None = current_app.config.get("CLOCK")
-    return clock() if clock else datetime.now().astimezone()
+    return clock() if clock else datetime.now(UTC)  # the engine reads it in each calendar's zone
 
 
 def _language() -> str:
@@ -168,7 +169,7 @@ def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tu
     place = queue_place(session, queued)
     windowed = queued.available_at > moment
     expect = (queued.available_at if windowed else queued.due_at).astimezone(
-        hours.zone if hours is not None else moment.tzinfo)
+        hours.zone if hours is not None else None)  # no calendar: the server's zone
     request_id, priority, ticket_id, number = queued.id, queued.priority, ticket.id, ticket.number
     session.commit()
     log.info("callback %s queued at node %s as %s, place %s, ticket %s", request_id, step.node,
@@ -442,10 +443,19 @@ def call_status() -> Response:
     if status not in CALL_STATUSES:
         abort(400, "CallStatus is not one of Twilio's call statuses")
     session = get_session()
-    record_status(session, form.get("CallSid", ""), status,
-                  int(duration) if duration.isdigit() and len(duration) <= 7 else None,
-                  caller=form.get("From", ""), called=form.get("To", ""))
-    session.commit()
+    for attempt in (1, 2):
+        try:
+            record_status(session, form.get("CallSid", ""), status,
+                          int(duration) if duration.isdigit() and len(duration) <= 7 else None,
+                          caller=form.get("From", ""), called=form.get("To", ""))
+            session.commit()
+            break
+        except DBAPIError as error:
+            # PostgreSQL dropped the connection after the pool's pre-ping (a restart, a
+            # failover): Twilio does not send this callback again, so apply it once more.
+            session.rollback()
+            if attempt == 2 or not error.connection_invalidated:
+                raise
     return twiml_response(VoiceResponse())
 
 
