@@ -4,23 +4,65 @@ Jobs run in the worker's own process (rq's SimpleWorker, no fork per job): the s
 are loaded at start, and Vosk's recognisers, whose decoding graphs warm up with use and then
 decode several times faster, live as long as the worker. A job that kills the process is
 queued again by the reconciler once a worker runs.
+
+Stopping: the first SIGTERM or SIGINT lets the running job finish, then the worker exits (rq's
+warm shutdown); a second one, a second or more later, interrupts the job (cold shutdown), which
+rq's retry or the reconciler runs again. While a job runs, a thread beats its heartbeat, so
+other workers' reconcilers and rq's registry cleanup know it is alive however long it takes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from typing import Any
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.worker import WorkerStatus
+from sqlalchemy import select
 
 from callbacks import runtime
+from callbacks.callback_requests import CallbackRequest
 from callbacks.dialer import dial_sweep
+from callbacks.logs import log_context
 from callbacks.queues import QUEUES
 from callbacks.reconciler import reconcile
+from callbacks.tickets import Ticket
+from callbacks.voicemail import Voicemail
 
 log = logging.getLogger(__name__)
+
+_CALL_OF_JOB: dict[str, tuple[tuple[Any, Any, int], ...]] = {
+    # job function: (CallSid column, key column, which argument holds the key), tried in order
+    "callbacks.jobs.process_voicemail": ((Voicemail.call_sid, Voicemail.id, 0),),
+    "callbacks.jobs.send_ticket_sms": ((Ticket.call_sid, Ticket.id, 0),),
+    "callbacks.followups.send_status_sms": ((Ticket.call_sid, Ticket.id, 2),
+                                            (CallbackRequest.last_call_sid, CallbackRequest.id, 1)),
+    "callbacks.followups.send_survey_sms": ((Ticket.call_sid, Ticket.id, 1),
+                                            (CallbackRequest.last_call_sid, CallbackRequest.id, 0)),
+}
+"""Jobs about one call, and where SQL keeps that call's CallSid for their log lines."""
+
+
+def job_call_sid(job: Job) -> str | None:
+    """The CallSid of the call a job works for (a voicemail's, a ticket's), or None."""
+    lookups = _CALL_OF_JOB.get(job.func_name or "")
+    if not lookups:
+        return None
+    args = job.args
+    with runtime.sessions()() as session:
+        for call_sid, key, position in lookups:
+            if len(args) > position and args[position] is not None:
+                found = session.scalar(select(call_sid).where(key == args[position]))
+                if found:
+                    return str(found)
+    return None
 
 
 class HelpdeskWorker(SimpleWorker):
@@ -32,8 +74,49 @@ class HelpdeskWorker(SimpleWorker):
         worker still reconciles on time."""
         return max(1, min(super().dequeue_timeout, int(self.maintenance_interval)))
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job here (no fork), beating its heartbeat while it runs."""
+        execution = self.prepare_execution(job)
+        with self._heartbeats(job, execution):
+            self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """rq's perform_job, with every line logged meanwhile tagged with the job and its call."""
+        try:
+            call_sid = job_call_sid(job)
+        except Exception:  # the tag is a nicety: never fail or delay a job for it
+            log.warning("job %s: its call could not be looked up", job.id, exc_info=True)
+            call_sid = None
+        with log_context(job_id=job.id, call_sid=call_sid):
+            return bool(super().perform_job(job, queue, execution))
+
+    @contextlib.contextmanager
+    def _heartbeats(self, job: Job, execution: Execution) -> Iterator[None]:
+        """Beat the job's, the execution's and the worker's heartbeat from a thread meanwhile
+        (rq's forking worker does this while it waits for its work horse; SimpleWorker not)."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # Redis away for a moment: the next beat tries again
+                    log.warning("job %s: heartbeat failed", job.id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat {job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
     def run_maintenance_tasks(self) -> None:
-        """rq's own registry cleanup, the SQL reconciler, then a dial sweep."""
+        """rq's own registry cleanup, the SQL reconciler, then a dial sweep (not when stopping:
+        rq's would start its scheduler again, and other workers reconcile)."""
+        if self._stop_requested:
+            return
         super().run_maintenance_tasks()
         try:
             settings = runtime.settings()
@@ -41,7 +124,8 @@ class HelpdeskWorker(SimpleWorker):
                 reconcile(session, self.connection,
                           grace=timedelta(seconds=settings.reconcile_seconds),
                           max_voicemail_seconds=settings.max_voicemail_seconds,
-                          heartbeat_seconds=settings.heartbeat_seconds)
+                          heartbeat_seconds=settings.heartbeat_seconds,
+                          wrap_up_seconds=settings.wrap_up_seconds)
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")

@@ -13,17 +13,17 @@ from flask import Flask
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, database, signature checking and the blueprints."""
     app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
+    from ivr.requests import HelpdeskRequest
+
+    app.request_class = HelpdeskRequest  # every call step's form, parsed in one pass
     from callbacks import runtime
     from callbacks.settings import Settings
-    from ivr import auth, config, db, dialer_hooks, signature, sms_hooks, voice
+    from ivr import auth, config, db, dialer_hooks, logs, signature, sms_hooks, voice
     from ivr.cookies import CookieSessions
 
     config.load_config(app, test_config)
     app.session_interface = CookieSessions()
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The twilio library logs every REST request's URL and headers at INFO.
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logs.init_app(app)  # JSON or text lines, each tagged with its request and call
     db.init_app(app)
     # The dialer and the desk actions also run in web requests (an agent clicks Call). Tests
     # that configured the jobs' runtime themselves (speech models loaded once) keep theirs.

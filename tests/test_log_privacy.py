@@ -4,6 +4,7 @@ texts them; every log record of all of it is read."""
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from rq import SimpleWorker
 
 from callbacks.agents import create_agent
 from callbacks.dialer import dial_next
+from callbacks.logs import make_handler
 from callbacks.queues import QUEUES
 from ivr.simulator.outbound import play_outbound_call
 from ivr.standin import StandinServer
@@ -44,9 +46,20 @@ def line(database_url: str, redis_url: str, standin: StandinServer) -> Iterator[
         yield app
 
 
+@pytest.fixture(params=["text", "json"])
+def written(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
+    """The lines as the process writes them (IVR_LOG_FORMAT text or json), every field."""
+    stream = io.StringIO()
+    handler = make_handler(request.param, stream)
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
 def test_a_whole_callback_logs_no_numbers_tokens_or_texts(
         line: Flask, standin: StandinServer, redis_url: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, written: io.StringIO) -> None:
     caplog.set_level(logging.INFO)
     phone = Phone(line.test_client())
     phone.dial_in()
@@ -70,7 +83,8 @@ def test_a_whole_callback_logs_no_numbers_tokens_or_texts(
     assert len(bodies) == 2 and any("could not reach" in body for body in bodies)
 
     logged = "\n".join(record.getMessage() for record in caplog.records
-                       if record.levelno >= logging.INFO)
+                       if record.levelno >= logging.INFO) + "\n" + written.getvalue()
+    assert "CA" in written.getvalue()  # the lines name calls by their CallSid, not number
     assert "callback" in logged  # the log does say what happened
     for secret in (*_digits(CALLER), *_digits(KEYED_IN), *_digits(AGENT_PHONE), *SECRETS,
                    *bodies):
