@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+import functools
+import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from callbacks.calllog_buffer import CallLogBuffer
 from callbacks.db import make_engine, make_session_factory
 from callbacks.flowstore import PublishedLookup
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def init_app(app: Flask) -> None:
@@ -38,3 +48,26 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def once_more_if_dropped(view: Callable[P, R]) -> Callable[P, R]:
+    """Answer a webhook once more when PostgreSQL dropped the connection under it (a restart,
+    a failover, an idle timeout between the pool's check and the first statement).
+
+    The failed transaction is rolled back and the view runs again on a fresh connection.
+    Twilio's webhooks are idempotent (it may deliver each twice anyway), so a second run after
+    a commit that did land changes nothing; any other error, or a second drop, propagates.
+    """
+
+    @functools.wraps(view)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return view(*args, **kwargs)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("database connection lost during %s; answering once more", request.path)
+            get_session().rollback()
+            return view(*args, **kwargs)
+
+    return again

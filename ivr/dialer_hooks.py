@@ -18,7 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
 from callbacks.dialer import agent_answered, agent_call_ended, caller_dial_ended
-from ivr.db import get_session
+from ivr.db import get_session, once_more_if_dropped
 from ivr.signature import reject_unless_signed
 from ivr.twiml import twiml_response
 
@@ -42,10 +42,12 @@ def _attempt_id() -> int:
 def _speaks_to_agent(view: Callable[[], Response]) -> Callable[[], Response]:
     """Any failure still gives the agent a sentence and a clean hang-up, never an error."""
 
+    view_again_if_dropped = once_more_if_dropped(view)
+
     @functools.wraps(view)
     def answered() -> Response:
         try:
-            return view()
+            return view_again_if_dropped()
         except Exception:
             log.exception("dialer webhook %s failed", request.path)
             get_session().rollback()

@@ -15,7 +15,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from callbacks.sms import sms_text
 from callbacks.survey import answer_by_sms
-from ivr.db import get_session
+from ivr.db import get_session, once_more_if_dropped
 from ivr.signature import reject_unless_signed
 from ivr.twiml import twiml_response
 
@@ -34,6 +34,7 @@ def only_twilio() -> None:
 
 
 @bp.post("")
+@once_more_if_dropped
 def incoming_sms() -> Response:
     """An inbound text: a survey score is kept once and thanked for; anything else gets a hint."""
     form = request.form

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.callback_intake import CallbackWish, ask_for_callback
@@ -33,7 +32,7 @@ from callbacks.survey import (
 )
 from callbacks.tickets import open_ticket_for_callback, open_ticket_for_voicemail, spoken_number
 from callbacks.voicemail import RecordingReport, store_recording
-from ivr.db import call_log, get_session
+from ivr.db import call_log, get_session, once_more_if_dropped
 from ivr.messages import MESSAGES, locale_for, message
 from ivr.signature import reject_unless_signed
 from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
@@ -95,10 +94,12 @@ def _apology_response() -> Response:
 def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
     """Turn any exception in a webhook into an apology with a voicemail, never an error."""
 
+    view_again_if_dropped = once_more_if_dropped(view)
+
     @functools.wraps(view)
     def answered() -> Response:
         try:
-            return view()
+            return view_again_if_dropped()
         except Exception:
             log.exception("webhook %s failed; caller offered voicemail", request.path)
             try:
@@ -334,6 +335,7 @@ def survey_answer() -> Response:
         return twiml_response(spoken(keypad_text("goodbye", _language()), _language()))
 
 
+@once_more_if_dropped
 def _survey_step() -> Response:
     state = _state()
     question, language = request.args.get("q", ""), state.position.language
@@ -367,6 +369,7 @@ def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Re
 
 
 @bp.post("/recording")
+@once_more_if_dropped
 def recording_status() -> Response:
     """Twilio's recording-status callback: the voicemail row exists from here on, once."""
     args = request.args
@@ -436,6 +439,7 @@ def apology_recorded() -> Response:
 
 
 @bp.post("/status")
+@once_more_if_dropped  # Twilio does not send a status callback again
 def call_status() -> Response:
     """The call-status callback: the outcome and timings of the call, applied once."""
     form = request.form
@@ -443,19 +447,10 @@ def call_status() -> Response:
     if status not in CALL_STATUSES:
         abort(400, "CallStatus is not one of Twilio's call statuses")
     session = get_session()
-    for attempt in (1, 2):
-        try:
-            record_status(session, form.get("CallSid", ""), status,
-                          int(duration) if duration.isdigit() and len(duration) <= 7 else None,
-                          caller=form.get("From", ""), called=form.get("To", ""))
-            session.commit()
-            break
-        except DBAPIError as error:
-            # PostgreSQL dropped the connection after the pool's pre-ping (a restart, a
-            # failover): Twilio does not send this callback again, so apply it once more.
-            session.rollback()
-            if attempt == 2 or not error.connection_invalidated:
-                raise
+    record_status(session, form.get("CallSid", ""), status,
+                  int(duration) if duration.isdigit() and len(duration) <= 7 else None,
+                  caller=form.get("From", ""), called=form.get("To", ""))
+    session.commit()
     return twiml_response(VoiceResponse())
 
 

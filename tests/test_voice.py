@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.voicemail import Voicemail
+from ivr import voice
 from tests.conftest import PUBLIC_BASE_URL, app_config, empty_tables, publish, sign, twilio_post
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -350,6 +351,50 @@ def test_the_same_status_callback_twice_is_applied_once(open_app: Flask) -> None
         assert calls[0].status == "completed" and calls[0].duration_seconds == 42
         assert calls[0].outcome == "abandoned"  # hung up in the menu
         assert calls[0].ended_at is not None
+
+
+def _drops_its_connection_once(monkeypatch: pytest.MonkeyPatch, module: Any,
+                               name: str) -> list[str]:
+    """Make `module.name(session, ...)` lose its PostgreSQL connection the first time: the
+    server ends the backend under the open transaction, as a restart or failover does."""
+    real = getattr(module, name)
+    calls: list[str] = []
+
+    def dropping(session: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        if len(calls) == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, dropping)
+    return calls
+
+
+def test_a_status_callback_survives_a_dropped_database_connection(
+        open_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twilio does not send a status callback again: it is applied on a new connection."""
+    phone = Phone(open_app.test_client())
+    phone.dial_in()
+    calls = _drops_its_connection_once(monkeypatch, voice, "record_status")
+    assert list(phone.post("/voice/status", CallStatus="completed", CallDuration="42")) == []
+    assert calls == ["record_status", "record_status"]
+    with open_app.extensions["ivr.sessions"]() as session:
+        call = session.scalars(select(Call)).one()
+        assert (call.status, call.duration_seconds) == ("completed", 42)
+
+
+def test_a_recording_survives_a_dropped_database_connection(
+        open_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller who just left a message hears their ticket number, not the apology."""
+    phone = Phone(open_app.test_client())
+    record = phone.post("/voice/fallback").find("Record")
+    assert record is not None
+    calls = _drops_its_connection_once(monkeypatch, voice, "store_recording")
+    saved = phone.post(record.attrib["action"], RecordingSid="RE" + "c" * 32,
+                       RecordingUrl="https://api.twilio.com/x", RecordingDuration="7")
+    assert calls == ["store_recording", "store_recording"]
+    assert said(saved)[0].startswith("Your ticket number is 1 0 0 0 1.")
+    assert count(open_app, Voicemail) == 1
 
 
 def test_a_flow_published_during_a_call_does_not_change_it(open_app: Flask) -> None:
