@@ -42,6 +42,20 @@ RedisServer = RedisProcess
 """A private redis-server on a free loopback port, that tests may stop and start again."""
 
 
+REPORTS = pytest.StashKey[list[str]]()
+"""Measurements a test wants in the run's output even when it passes (the chaos counts)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[REPORTS] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for report in config.stash.get(REPORTS, []):
+        terminalreporter.section(report.splitlines()[0])
+        terminalreporter.write_line("\n".join(report.splitlines()[1:]))
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A private Redis for the whole run."""

@@ -12,12 +12,13 @@ import sys
 import pytest
 
 from benchmarks.chaos import FAULT_KINDS
-from tests.conftest import ADMIN_URL, ROOT
+from tests.conftest import ADMIN_URL, REPORTS, ROOT
 
 pytestmark = pytest.mark.server
 
 
-def test_the_short_chaos_run_loses_nothing_and_does_nothing_twice() -> None:
+def test_the_short_chaos_run_loses_nothing_and_does_nothing_twice(
+        request: pytest.FixtureRequest) -> None:
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "chaos.py"), "--short",
          "--admin-url", ADMIN_URL],
@@ -25,6 +26,9 @@ def test_the_short_chaos_run_loses_nothing_and_does_nothing_twice() -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     output = run.stdout + run.stderr
     assert "=== chaos report ===" in run.stdout, output[-6000:]
+    # Shown at the end of the test run's output, passed or not (tests/conftest.py).
+    request.config.stash[REPORTS].append(
+        "chaos run, short form\n" + run.stdout[run.stdout.index("=== chaos report ==="):])
     lines = [line for line in run.stdout.splitlines() if line.startswith("CHAOS_COUNTS ")]
     assert len(lines) == 1, output[-6000:]
     counts = json.loads(lines[0].removeprefix("CHAOS_COUNTS "))
