@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import Insert
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -128,6 +132,28 @@ def first_row_autocommit(engine: Engine, statement: str,
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine` that keep loaded objects usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def record_after_the_fact(sessions: sessionmaker[Session], write: Callable[[Session], object],
+                          *, tries: int = 5, pause: float = 0.5) -> None:
+    """Write down something done outside the database (a text Twilio has sent), in its own
+    transaction, trying again on a fresh connection when PostgreSQL drops one.
+
+    A job that fails here runs again and would do the outside thing twice (a second text), so
+    a lost connection is given a few seconds (`tries`, `pause` growing) to come back first.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            with sessions() as session:
+                write(session)
+                session.commit()
+            return
+        except DBAPIError as error:
+            if not error.connection_invalidated or attempt == tries:
+                raise
+            log.warning("database connection lost while recording; trying again (%s of %s)",
+                        attempt + 1, tries)
+            time.sleep(pause * attempt)
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, index_elements: list[str]) -> Insert:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from callbacks import runtime
 from callbacks.callback_requests import CallbackRequest
+from callbacks.db import record_after_the_fact
 from callbacks.jobs import RetryLater
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.survey import invitation_sent, open_invitation, resolving_agent_id
@@ -127,16 +128,17 @@ def resolution_note(session: Session, ticket_id: int) -> str:
 def _invitation_sent(invitation_id: int | None, sid: str | None, ok: bool = True) -> None:
     if invitation_id is None:
         return
-    with runtime.sessions()() as session:
-        invitation_sent(session, invitation_id, sid, ok)
-        session.commit()
+    record_after_the_fact(runtime.sessions(),
+                          lambda session: invitation_sent(session, invitation_id, sid, ok))
 
 
 def _record(ticket_id: int | None, kind: str, detail: str) -> None:
     if ticket_id is None:
         return
-    with runtime.sessions()() as session:
+
+    def write(session: Session) -> None:
         ticket = session.get(Ticket, ticket_id)
         if ticket is not None:
             add_event(session, ticket, kind, detail)
-            session.commit()
+
+    record_after_the_fact(runtime.sessions(), write)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from callbacks import runtime
 from callbacks.callback_intake import CallbackWish, ask_for_callback
 from callbacks.calllog import Call
-from callbacks.db import utcnow
+from callbacks.db import record_after_the_fact, utcnow
 from callbacks.dialer import enqueue_dial
 from callbacks.flowstore import compiled_version
 from callbacks.sms import can_receive_sms, sms_text
@@ -166,19 +166,24 @@ def send_ticket_sms(ticket_id: int) -> str | None:
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
-        with runtime.sessions()() as session:
-            ticket = session.get(Ticket, ticket_id)
-            assert ticket is not None
-            add_event(session, ticket, "sms_failed", str(error))
-            session.commit()
+        reason = str(error)
+        record_after_the_fact(runtime.sessions(), lambda session: add_event(
+            session, _ticket(session, ticket_id), "sms_failed", reason))
         return None
-    with runtime.sessions()() as session:
-        ticket = session.get(Ticket, ticket_id)
-        assert ticket is not None
+
+    def sent(session: Session) -> None:
+        ticket = _ticket(session, ticket_id)
         ticket.sms_sid = sid
         add_event(session, ticket, "sms_sent", f"ticket number sent ({language})")
-        session.commit()
+
+    record_after_the_fact(runtime.sessions(), sent)
     return sid
+
+
+def _ticket(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    assert ticket is not None
+    return ticket
 
 
 def _queue_callback(session: Session, voicemail: Voicemail, ticket: Ticket,

@@ -14,9 +14,9 @@ import soundfile
 from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
-from callbacks import runtime
+from callbacks import jobs, runtime
 from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.jobs import MAX_ATTEMPTS, RetryLater, process_voicemail, send_ticket_sms
@@ -146,6 +146,31 @@ def test_the_ticket_sms_waits_for_the_logged_call_it_takes_its_sender_from(
     with line.extensions["ivr.sessions"]() as session:
         assert session.get(Ticket, ticket.id).sms_sid is None  # type: ignore[union-attr]
         assert "sms_failed" not in [event.kind for event in history(session, ticket.id)]
+
+
+def test_a_dropped_connection_after_the_text_went_out_does_not_send_it_again(
+        line: Flask, standin: StandinServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The text is out; writing that down loses its connection: the write is tried again on a
+    new one, rather than failing the job, whose retry would text the caller a second time."""
+    leave_voicemail(line, standin.url, None, n=6)
+    ticket, _voicemail = ticket_of(line, 6)
+    real = jobs._ticket
+    seen: list[int] = []
+
+    def dropping(session: Any, ticket_id: int) -> Ticket:
+        seen.append(ticket_id)
+        if len(seen) == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return real(session, ticket_id)
+
+    monkeypatch.setattr(jobs, "_ticket", dropping)
+    sid = send_ticket_sms(ticket.id)
+
+    assert len(seen) == 2 and sid is not None
+    assert [message.sid for message in standin.messages()] == [sid]
+    with line.extensions["ivr.sessions"]() as session:
+        assert session.get(Ticket, ticket.id).sms_sid == sid  # type: ignore[union-attr]
+        assert [e.kind for e in history(session, ticket.id)].count("sms_sent") == 1
 
 
 def test_duplicate_recording_callbacks_make_one_voicemail_one_ticket_one_job(
