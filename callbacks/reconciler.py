@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from callbacks.agents import Agent, release_agent
@@ -60,6 +60,7 @@ class ReconcileReport:
     callbacks_put_back: list[int] = field(default_factory=list)
     status_sms_requeued: list[int] = field(default_factory=list)
     wrap_ups_ended: list[int] = field(default_factory=list)
+    agents_freed: list[int] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -120,12 +121,13 @@ def reconcile(session: Session, connection: Redis,
     report.status_sms_requeued = requeue_status_sms(session, connection, settled_before)
     report.wrap_ups_ended = end_overdue_wrap_ups(
         session, settled_before - timedelta(seconds=wrap_up_seconds))
+    report.agents_freed = free_stranded_agents(session, settled_before)
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
-            or report.status_sms_requeued or report.wrap_ups_ended):
+            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "follow-up SMS %s; wrap-ups ended for agents %s", report.voicemails_requeued,
-                    report.sms_requeued, report.callbacks_put_back, report.status_sms_requeued,
-                    report.wrap_ups_ended)
+                    "follow-up SMS %s; wrap-ups ended for agents %s; agents freed %s",
+                    report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
+                    report.status_sms_requeued, report.wrap_ups_ended, report.agents_freed)
     return report
 
 
@@ -167,6 +169,23 @@ def end_overdue_wrap_ups(session: Session, overdue_before: datetime) -> list[int
     ).all()
     session.commit()
     return list(ended)
+
+
+def free_stranded_agents(session: Session, stranded_before: datetime) -> list[int]:
+    """Make available again the agents marked on a call since before `stranded_before` with no
+    attempt in progress: a dialer that died, or lost its database connection, between taking
+    the agent and recording the attempt. Nothing else would give them calls again."""
+    in_progress = (select(CallbackAttempt.id)
+                   .where(CallbackAttempt.agent_id == Agent.id,
+                          CallbackAttempt.stage.in_(LIVE_STAGES)))
+    freed = session.scalars(
+        update(Agent).where(Agent.availability == "on_call",
+                            Agent.availability_since < stranded_before, ~exists(in_progress))
+        .values(availability="available", availability_since=utcnow())
+        .returning(Agent.id).execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return list(freed)
 
 
 def requeue_status_sms(session: Session, connection: Redis,

@@ -14,7 +14,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select, update
 
 from callbacks import runtime
-from callbacks.agents import Agent, create_agent
+from callbacks.agents import Agent, create_agent, take_free_agent
 from callbacks.attempts import CallbackAttempt
 from callbacks.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from callbacks.db import utcnow
@@ -369,6 +369,27 @@ def test_reconciler_ends_a_wrap_up_whose_end_job_redis_lost(desk: Flask, standin
     assert _row(desk, Agent, agent_id).availability == "available"
     dial_sweep()  # the worker's sweep after reconciling: the waiting caller is dialled
     assert _row(desk, CallbackRequest, second).status == "claimed"
+
+
+def test_reconciler_frees_an_agent_a_dead_dialer_left_on_a_call(desk: Flask, standin: StandinServer,
+                                                                redis_url: str) -> None:
+    """The dialer took the agent, then died (or lost its database) before recording the
+    attempt: the agent is on a call with nobody; the reconciler hands them calls again."""
+    from callbacks.reconciler import reconcile
+
+    stranded, busy = _agent(desk), _agent(desk, name="busy", phone="+491701234599")
+    with desk.extensions["ivr.sessions"]() as session:
+        assert take_free_agent(session, stranded) is not None
+    waiting = _request(desk)
+    dial_next(busy)  # the other agent is really on a call: an attempt in progress
+    connection = Redis.from_url(redis_url)
+    with desk.extensions["ivr.sessions"]() as session:
+        assert reconcile(session, connection).agents_freed == []  # within the grace period
+        report = reconcile(session, connection, grace=timedelta(seconds=0))
+    assert report.agents_freed == [stranded]
+    assert _row(desk, Agent, stranded).availability == "available"
+    assert _row(desk, Agent, busy).availability == "on_call"
+    assert _row(desk, CallbackRequest, waiting).status == "claimed"
 
 
 def test_the_stand_in_lists_the_call_as_the_answer_command_reads_it(
