@@ -15,7 +15,6 @@ from flask import Flask, Response, request
 from redis import Redis
 from sqlalchemy import select
 
-from callbacks import runtime
 from callbacks.logs import configure_logging, log_context, make_handler
 from callbacks.queues import QUEUES
 from callbacks.settings import Settings
@@ -23,11 +22,12 @@ from callbacks.voicemail import Voicemail
 from callbacks.worker import HelpdeskWorker
 from ivr.config import ConfigError
 from ivr.standin import StandinServer
-from tests.conftest import AUTH_TOKEN, ROOT, RedisServer, app_config, empty_tables, publish
+from tests.conftest import AUTH_TOKEN, RedisServer, app_config, empty_tables, publish
 from tests.speech_fixtures import clips
 from tests.voicemail_helpers import (
     ACCOUNT_SID,
     KOREAN_FLOW,
+    configure_job_runtime,
     leave_voicemail,
     recording_sid,
     telephone_wav,
@@ -46,16 +46,7 @@ def standin() -> Iterator[StandinServer]:
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_server: RedisServer, standin: StandinServer) -> Settings:
     """The jobs' runtime on the test database, Redis and stand-in (the model loads once)."""
-    configured = Settings(
-        database_url=database_url, redis_url=redis_server.url,
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-        twilio_api_base_url=standin.url, max_voicemail_seconds=30,
-        keywords_file=str(ROOT / "flows" / "keywords.yaml"),
-        priorities_file=str(ROOT / "flows" / "priorities.yaml"),
-        directory_file=str(ROOT / "flows" / "directory.csv"),
-    )
-    runtime.configure(configured)
-    return configured
+    return configure_job_runtime(database_url, redis_server.url, standin.url)
 
 
 @contextlib.contextmanager

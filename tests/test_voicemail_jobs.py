@@ -27,12 +27,13 @@ from callbacks.tickets import Ticket, history
 from callbacks.voicemail import Voicemail, VoicemailAudio
 from ivr.standin import StandinServer
 from speech.scoring import character_error_rate
-from tests.conftest import AUTH_TOKEN, ROOT, RedisServer, app_config, empty_tables, publish
+from tests.conftest import AUTH_TOKEN, RedisServer, app_config, empty_tables, publish
 from tests.speech_fixtures import clips
 from tests.voicemail_helpers import (
     ACCOUNT_SID,
     KOREAN_FLOW,
     MOBILE_CALLER,
+    configure_job_runtime,
     leave_voicemail,
     recording_sid,
     telephone_wav,
@@ -57,16 +58,7 @@ def standin() -> Iterator[StandinServer]:
 def settings(database_url: str, redis_server: RedisServer, standin: StandinServer) -> Settings:
     """Job settings pointing at the test database, private Redis and the stand-in; the
     runtime is configured once, so the Korean model loads once for the module."""
-    configured = Settings(
-        database_url=database_url, redis_url=redis_server.url,
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
-        twilio_api_base_url=standin.url, max_voicemail_seconds=30,
-        keywords_file=str(ROOT / "flows" / "keywords.yaml"),
-        priorities_file=str(ROOT / "flows" / "priorities.yaml"),
-        directory_file=str(ROOT / "flows" / "directory.csv"),
-    )
-    runtime.configure(configured)
-    return configured
+    return configure_job_runtime(database_url, redis_server.url, standin.url)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import soundfile
 from flask import Flask
 from sqlalchemy import select
 
+from callbacks import runtime
+from callbacks.settings import Settings
 from callbacks.tickets import Ticket
 from callbacks.voicemail import Voicemail
 from speech.resampling import resample
@@ -81,3 +83,20 @@ def ticket_of(app: Flask, n: int) -> tuple[Ticket, Voicemail]:
         ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
         assert ticket is not None
         return ticket, voicemail
+
+
+def configure_job_runtime(database_url: str, redis_url: str, standin_url: str) -> Settings:
+    """Configure the jobs' runtime on the test database, Redis and the Twilio stand-in, with
+    the repository's rule files; configured once per module, so the Korean model loads once."""
+    from tests.conftest import AUTH_TOKEN, ROOT
+
+    configured = Settings(
+        database_url=database_url, redis_url=redis_url,
+        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base_url=standin_url, max_voicemail_seconds=30,
+        keywords_file=str(ROOT / "flows" / "keywords.yaml"),
+        priorities_file=str(ROOT / "flows" / "priorities.yaml"),
+        directory_file=str(ROOT / "flows" / "directory.csv"),
+    )
+    runtime.configure(configured)
+    return configured
