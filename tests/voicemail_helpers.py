@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from callbacks.settings import Settings
 from callbacks.tickets import Ticket
 from callbacks.voicemail import Voicemail
 from speech.resampling import resample
+from tests.speech_fixtures import clips
 from tests.test_voice import Phone
 
 ACCOUNT_SID = "AC" + "7" * 32
@@ -47,6 +49,18 @@ def telephone_wav(*paths: Path, rate: int = 8000) -> bytes:
         parts.append(resample(samples, source_rate, rate) if source_rate != rate else samples)
     buffer = io.BytesIO()
     soundfile.write(buffer, np.concatenate(parts), rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def speech_wav(minutes: float) -> bytes:
+    """The shared Korean clips (about 45 s) repeated to `minutes` of telephone audio: a decode
+    long enough to stop or kill a worker in the middle of it (a warm worker decodes a minute in
+    2 to 3 s on two cores, a cold one in about 6 s)."""
+    one_pass = telephone_wav(*(clip.path for clip in clips()))
+    samples, rate = soundfile.read(io.BytesIO(one_pass), dtype="int16")
+    repeated = np.tile(samples, math.ceil(minutes * 60 * rate / len(samples)))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, repeated, rate, subtype="PCM_16", format="WAV")
     return buffer.getvalue()
 
 
