@@ -3,7 +3,9 @@
 Every step of every call posts about fifteen form fields and carries the call's position in its
 query string. Werkzeug parses both with `urllib.parse.parse_qsl`, which decodes each name and
 value on its own; here the whole body is decoded in one pass when that gives the same pairs.
-Everything else (multipart, JSON, bodies over the size limits) takes werkzeug's own path.
+Everything else (multipart, JSON, bodies without a Content-Length or over the size limits)
+takes werkzeug's own path. A body with a Content-Length is read to that length whether or not
+the server also terminates the stream (gunicorn sets `wsgi.input_terminated` on every request).
 """
 
 from __future__ import annotations
@@ -51,8 +53,7 @@ class HelpdeskRequest(Request):
         limits = (self.max_content_length, self.max_form_memory_size)
         if (self.method != "POST" or not length.isdigit()
                 or environ.get("CONTENT_TYPE", "").partition(";")[0].strip() != FORM_TYPE
-                or any(limit is not None and int(length) > limit for limit in limits)
-                or environ.get("wsgi.input_terminated")):
+                or any(limit is not None and int(length) > limit for limit in limits)):
             super()._load_form_data()
             return
         state = self.__dict__

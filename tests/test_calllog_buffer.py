@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -100,3 +102,52 @@ def test_close_writes_what_is_pending(app: Flask) -> None:
     buffer.close()
     with app.extensions["ivr.sessions"]() as session:
         assert session.scalar(select(Call.call_sid)) == SID
+
+
+def test_any_text_and_time_is_written_as_given(app: Flask) -> None:
+    # PostgreSQL receives each batch as one JSON document: quotes, backslashes, line breaks,
+    # any script and the microseconds of a timestamp come back as they went in.
+    spoken = 'speech:my "VPN" \\ Wi-Fi\nist kaputt, сломался, zepsuł się 😞'
+    at = datetime(2026, 11, 26, 7, 30, 1, 123456, tzinfo=UTC)
+    buffer = CallLogBuffer(app.extensions["ivr.engine"], flush_seconds=60)
+    buffer.open_call(SID, "+442071838750", "", None, "", at=at)
+    buffer.record_step(StepRecord(SID, 0, "input", "menu", spoken, ("menu", "vpn"), None, "ru"),
+                       at=at)
+    buffer.record_step(StepRecord(SID, 1, "silence", "vpn", None, (), None, None), at=at)
+    buffer.close()
+    with app.extensions["ivr.sessions"]() as session:
+        call = session.scalar(select(Call))
+        assert call is not None
+        assert (call.called, call.started_at, call.language, call.last_node) == ("", at, "ru",
+                                                                                 "vpn")
+        steps = call_path(session, SID)
+        assert [(s.input, s.path, s.at) for s in steps] == [(spoken, "menu vpn", at),
+                                                             (None, "", at)]
+
+
+def test_a_forked_worker_writes_with_its_own_thread(app: Flask, database_url: str) -> None:
+    # gunicorn forks its workers from a process that may have logged already: the writer
+    # thread does not survive the fork, so the child's first row starts its own.
+    engine = make_engine(database_url)
+    buffer = CallLogBuffer(engine, flush_seconds=0.05)
+    buffer.open_call("CA" + "5" * 32, "+442071838750", "+493012345678", None, "en")
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            engine.dispose(close=False)  # the parent's connections stay the parent's
+            buffer.open_call(SID, "+442071838750", "+493012345678", None, "de")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # only a writer thread can write it here
+                with engine.connect() as connection:
+                    if connection.scalar(select(Call.language).where(Call.call_sid == SID)):
+                        os._exit(0)
+                time.sleep(0.02)
+            os._exit(1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    buffer.close()
+    engine.dispose()
+    with app.extensions["ivr.sessions"]() as session:
+        assert session.scalar(select(Call.language).where(Call.call_sid == SID)) == "de"

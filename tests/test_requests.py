@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from flask import Flask, request
+from flask import Flask, Request, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +76,27 @@ def test_the_form_can_follow_get_data(app: Flask) -> None:
     with app.request_context(environ(body)):
         assert request.get_data() == body
         assert request.form["SpeechResult"] == TWILIO_FORM["SpeechResult"]
+
+
+def test_a_form_from_gunicorn_takes_the_one_pass_path(app: Flask,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # gunicorn marks every request's input as terminated by the server; the body still has a
+    # Content-Length, so it is read to that length in one pass, not by werkzeug's parser.
+    def werkzeugs_parser(_request: Any) -> None:
+        raise AssertionError("werkzeug's form parser ran")
+
+    monkeypatch.setattr(Request, "_load_form_data", werkzeugs_parser)
+    body = urlencode(TWILIO_FORM).encode()
+    with app.request_context(environ(body, **{"wsgi.input_terminated": True})):
+        assert request.form.to_dict() == TWILIO_FORM
+
+
+def test_a_chunked_body_takes_werkzeugs_path(app: Flask) -> None:
+    body = urlencode(TWILIO_FORM).encode()
+    chunked = environ(body, **{"wsgi.input_terminated": True})
+    del chunked["CONTENT_LENGTH"]  # Transfer-Encoding: chunked, which the server decodes
+    with app.request_context(chunked):
+        assert request.form.to_dict() == TWILIO_FORM
 
 
 def test_escaped_and_non_ascii_queries_take_werkzeugs_path(app: Flask) -> None:
