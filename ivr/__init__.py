@@ -12,10 +12,10 @@ from flask import Flask
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, database, signature checking and the blueprints."""
-    app = Flask(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
-    from ivr.requests import HelpdeskRequest
+    from ivr.requests import HelpdeskApp
 
-    app.request_class = HelpdeskRequest  # every call step's form, parsed in one pass
+    # every call step's form parsed in one pass, its hooks' sync wrappers looked up once
+    app = HelpdeskApp(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
     from callbacks import runtime
     from callbacks.settings import Settings
     from ivr import auth, config, db, dialer_hooks, logs, signature, sms_hooks, voice

@@ -1,4 +1,5 @@
-"""The app's request class: Twilio's small url-encoded bodies and query strings parsed cheaply.
+"""The app and request classes: Twilio's small url-encoded bodies and query strings parsed
+cheaply, and the per-request work Flask repeats for every call step kept to once.
 
 Every step of every call posts about fifteen form fields and carries the call's position in its
 query string. Werkzeug parses both with `urllib.parse.parse_qsl`, which decodes each name and
@@ -11,9 +12,11 @@ the server also terminates the stream (gunicorn sets `wsgi.input_terminated` on 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from flask import Request
+from flask import Flask, Request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.utils import cached_property
 
@@ -71,3 +74,28 @@ class HelpdeskRequest(Request):
         if "%" in query or "+" in query or not query.isascii():
             return super().args
         return ImmutableMultiDict(parse_form(query))
+
+
+_MAX_SYNC_MEMO = 1_000
+"""Views and hooks remembered; a larger app is a sign of functions made per request."""
+
+
+class HelpdeskApp(Flask):
+    """Flask with the request class above, remembering which views and hooks are plain
+    functions: a call step runs about ten of them, and Flask would inspect every one anew
+    (`inspect.iscoroutinefunction`) on every request."""
+
+    request_class = HelpdeskRequest
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's `ensure_sync`, looked up once per function."""
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if len(self._sync) < _MAX_SYNC_MEMO:
+                self._sync[func] = sync
+        return sync

@@ -11,7 +11,7 @@ from flask import Flask, Request, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.requests import HelpdeskRequest, parse_form
+from ivr.requests import HelpdeskApp, HelpdeskRequest, parse_form
 
 TWILIO_FORM = {
     "AccountSid": "AC" + "5" * 32, "CallSid": "CA" + "1" * 32, "From": "+4915112345678",
@@ -123,3 +123,29 @@ def test_a_body_over_the_limit_is_refused_not_read(app: Flask) -> None:
     response = client.post("/voice/step", data=body,
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 413
+
+
+def test_the_app_inspects_each_view_and_hook_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    inspected: list[Any] = []
+    original = Flask.ensure_sync
+
+    def counting(self: Flask, func: Any) -> Any:
+        inspected.append(func)
+        return original(self, func)
+
+    monkeypatch.setattr(Flask, "ensure_sync", counting)
+    app = HelpdeskApp(__name__)
+
+    @app.before_request
+    def hook() -> None:
+        return None
+
+    @app.post("/voice/step")
+    def step() -> str:
+        return request.form.get("Digits", "")
+
+    client = app.test_client()
+    for digits in "123":
+        assert client.post("/voice/step", data={"Digits": digits}).text == digits
+    assert inspected.count(hook) == 1 and inspected.count(step) == 1
+    assert app.ensure_sync(step) is step  # plain functions run as they are
