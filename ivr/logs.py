@@ -20,7 +20,6 @@ WEBHOOK_BLUEPRINTS = frozenset({"voice", "dialer", "sms"})
 """The blueprints Twilio posts to (ivr/voice.py, ivr/dialer_hooks.py, ivr/sms_hooks.py)."""
 
 
-SID_NAMES = ("CallSid", "MessageSid")
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROCESS_TAG = uuid.uuid4().hex[:12]
@@ -47,27 +46,31 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_untag_request)
 
 
-def webhook_sids() -> dict[str, str]:
-    """The CallSid / MessageSid of the Twilio webhook being handled (empty for other routes).
+def webhook_sids() -> tuple[str | None, str | None]:
+    """The CallSid and MessageSid of the Twilio webhook being handled (None where absent, and
+    for other routes).
 
     Read from the form, which the signature check needs next anyway (parsed once, cheaply:
     ivr/requests.py); nothing is trusted here, it only labels the log lines.
     """
     if (request.blueprint not in WEBHOOK_BLUEPRINTS
             or not request.environ.get("CONTENT_TYPE", "").startswith(FORM_TYPE)):
-        return {}
+        return None, None
     form = request.form
-    return {name: value for name in SID_NAMES
-            if (value := form.get(name, "")) and _SID.fullmatch(value)}
+    return _sid(form.get("CallSid")), _sid(form.get("MessageSid"))
+
+
+def _sid(value: str | None) -> str | None:
+    return value if value and _SID.fullmatch(value) else None
 
 
 def _tag_request() -> None:
     """Bind this request's id (the router's X-Request-Id, else a new one) and its call."""
-    given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID.fullmatch(given) else f"{_PROCESS_TAG}-{next(_serial):x}"
-    sids = webhook_sids()
-    bind_log_context(request_id=request_id, call_sid=sids.get("CallSid"),
-                     message_sid=sids.get("MessageSid"))
+    given = request.environ.get("HTTP_X_REQUEST_ID")
+    request_id = (given if given and _REQUEST_ID.fullmatch(given)
+                  else f"{_PROCESS_TAG}-{next(_serial):x}")
+    call_sid, message_sid = webhook_sids()
+    bind_log_context(request_id=request_id, call_sid=call_sid, message_sid=message_sid)
 
 
 def _untag_request(_error: BaseException | None) -> None:

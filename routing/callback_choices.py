@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta
 
 import phonenumbers
@@ -57,8 +58,11 @@ def window_start(window: str, now: datetime, hours: BusinessHours | None) -> dat
     return now
 
 
+@functools.lru_cache(maxsize=8192)
 def callable_number(raw: str, region: str | None = None) -> str | None:
-    """`raw` in E.164 if it is a valid number we may call back (not premium rate), else None."""
+    """`raw` in E.164 if it is a valid number we may call back (not premium rate), else None.
+
+    Remembered per number: every turn of a callback dialog asks again for the caller's."""
     try:
         parsed = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:
