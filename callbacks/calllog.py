@@ -70,11 +70,8 @@ class StepRecord:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=8192)
 def normalize_number(raw: str) -> str:
-    """A caller id in E.164 when it is a phone number; anything else (anonymous, client:x) as is.
-
-    Remembered per caller id: callers call again, and every call's row is written with it."""
+    """A caller id in E.164 when it is a phone number; anything else (anonymous, client:x) as is."""
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
