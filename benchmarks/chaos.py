@@ -86,7 +86,7 @@ ACCOUNT_SID = "AC" + "c" * 32
 AUTH_TOKEN = "chaos-auth-token-3e9d1f0a7c5b2e4d"
 LINE = "+493012345678"
 AGENT_PHONE = "+493012345690"
-APOLOGY = "시스템에 문제가 발생했습니다"  # the app's failure path (ivr/messages.py, ko)
+APOLOGY = "시스템에 문제가 발생했습니다"  # the app's failure path (ivr/voice/messages.py, ko)
 TICKET_HEARD = "접수 번호는"
 REST_TIMEOUT = 30.0  # callbacks/telephony.py: how long the app waits for Twilio
 CALL_KINDS = ("voicemail", "voicemail_callback", "callback")
@@ -469,9 +469,9 @@ def transcribing_now(database_url: str) -> bool:
 
 def set_up_line(database_url: str) -> None:
     """Publish the chaos flow and add one available progressive agent."""
-    from callbacks.agents import create_agent, set_availability
     from callbacks.db import make_engine, make_session_factory
     from callbacks.flowstore import publish_flow
+    from callbacks.workqueue.agents import create_agent, set_availability
 
     engine = make_engine(database_url)
     try:

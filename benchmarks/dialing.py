@@ -38,7 +38,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.worker import Worker, WorkerStatus
 
 ROOT = Path(__file__).resolve().parents[1]
-DIAL_JOB = "callbacks.dialer.dial_next"
+DIAL_JOB = "callbacks.workqueue.dialer.dial_next"
 BASELINE_JOB = "benchmarks.rq_baseline.noop"
 CALLBACK_FROM = "+4930901820"
 PUBLIC_BASE_URL = "https://support.example.test"
@@ -97,11 +97,11 @@ def private_redis(workdir: Path) -> Iterator[str]:
 def add_agents(url: str, dsn: str, count: int) -> list[int]:
     """`count` available progressive agents with phones; returns their ids.
 
-    The first is made by `callbacks.agents.create_agent` (one scrypt hash); the others copy
-    its password hash in one INSERT, since hashing is deliberately slow.
+    The first is made by `callbacks.workqueue.agents.create_agent` (one scrypt hash); the
+    others copy its password hash in one INSERT, since hashing is deliberately slow.
     """
-    from callbacks.agents import create_agent
     from callbacks.db import make_engine, make_session_factory
+    from callbacks.workqueue.agents import create_agent
 
     engine = make_engine(url)
     try:

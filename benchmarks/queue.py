@@ -14,7 +14,7 @@ id order), and one row in ten hidden until later (a caller's window). Then ``ANA
 LOCKED``) run with 1, 2 and 8 concurrent claimers (threads, each with its own connection),
 ``--claims`` measured claims per run split across the claimers:
 
-* **project**: exactly what ``callbacks.dialer.dial_next`` runs for agent ``n``:
+* **project**: exactly what ``callbacks.workqueue.dialer.dial_next`` runs for agent ``n``:
   ``claim_next_callback(engine, "agent:<n>", agent_id=n)`` on the claim engine. Each claimer
   stands for one dialer process and gets its own engine from the factory
   ``callbacks.runtime.claim_engine()`` uses, ``callbacks.db.make_claim_engine(url)`` (only
@@ -42,13 +42,13 @@ the partial index ``ix_callback_requests_pending_due`` serves it.
 
 **Dialer** (``benchmarks/dialing.py``; skipped with ``--dial-jobs 0``). With the claimed rows
 pending again, ``--dial-jobs`` available progressive agents with phones are added (the first
-by ``callbacks.agents.create_agent``, the others copying its password hash), a private
+by ``callbacks.workqueue.agents.create_agent``, the others copying its password hash), a private
 redis-server is started on a free port and the Twilio stand-in (``ivr.standin``) on another.
 A run starts one ``ivr worker`` process (IVR_* settings: this database, that Redis, the
 stand-in as Twilio's API, a public URL and caller id), waits until it idles, makes the agents
 available and queues one job per agent onto the urgent queue as ``enqueue_dial_job`` does:
 
-* **dialer**: ``callbacks.dialer.dial_next(agent_id)``: take the agent, claim the next due
+* **dialer**: ``callbacks.workqueue.dialer.dial_next(agent_id)``: take the agent, claim the next due
   callback, record the attempt, ask Twilio (the stand-in) to ring the agent;
 * **trivial**: ``benchmarks.rq_baseline.noop(agent_id)``, the same queue and job options, so
   rq's own cost per job is the reference.
@@ -299,8 +299,8 @@ def project_claimer(url: str, name: str, agent_id: int) -> Iterator[ClaimFn]:
     Each claimer stands for one dialer process, so it gets its own engine from the factory
     `runtime.claim_engine()` uses (`make_claim_engine`, the runtime's pool settings).
     """
-    from callbacks.callback_requests import claim_next_callback
     from callbacks.db import make_claim_engine
+    from callbacks.workqueue.callback_requests import claim_next_callback
 
     engine: Engine = make_claim_engine(url, connect_args={"options": STATEMENT_TIMEOUT})
     try:

@@ -100,7 +100,7 @@ from callbacks import jobs, runtime
 from callbacks.queues import sms_job_id, voicemail_job_id
 from callbacks.settings import Settings
 from callbacks.telephony import close_clients
-from callbacks.tickets import Ticket, TicketEvent, open_ticket_for_voicemail
+from callbacks.tickets.ticket import Ticket, TicketEvent, open_ticket_for_voicemail
 from callbacks.voicemail import RecordingReport, Voicemail, store_recording
 from ivr.standin import StandinServer
 from speech.models import korean_package_model

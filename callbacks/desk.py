@@ -13,13 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.agents import AVAILABILITY, Agent, set_availability
-from callbacks.attempts import CallbackAttempt, attempts_for
-from callbacks.callback_requests import OPEN_STATUSES, CallbackRequest
 from callbacks.db import utcnow
-from callbacks.dialer import enqueue_dial
 from callbacks.queues import enqueue_status_sms
-from callbacks.tickets import (
+from callbacks.tickets.ticket import (
     Ticket,
     TicketEvent,
     add_event,
@@ -27,6 +23,10 @@ from callbacks.tickets import (
     open_ticket_for_callback,
 )
 from callbacks.voicemail import VoicemailAudio
+from callbacks.workqueue.agents import AVAILABILITY, Agent, set_availability
+from callbacks.workqueue.attempts import CallbackAttempt, attempts_for
+from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
+from callbacks.workqueue.dialer import enqueue_dial
 
 SNIPPET = 140
 """Characters of a transcript shown in the call list."""

@@ -9,13 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.callback_requests import CallbackRequest
 from callbacks.db import record_after_the_fact
 from callbacks.jobs import RetryLater
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.survey import invitation_sent, open_invitation, resolving_agent_id
 from callbacks.telephony import TelephonyError, send_sms
-from callbacks.tickets import Ticket, TicketEvent, add_event
+from callbacks.tickets.ticket import Ticket, TicketEvent, add_event
+from callbacks.workqueue.callback_requests import CallbackRequest
 
 log = logging.getLogger(__name__)
 

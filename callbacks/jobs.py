@@ -15,10 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.callback_intake import CallbackWish, ask_for_callback
 from callbacks.calllog import Call
 from callbacks.db import record_after_the_fact, utcnow
-from callbacks.dialer import enqueue_dial
 from callbacks.flowstore import compiled_version
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.telephony import (
@@ -28,8 +26,10 @@ from callbacks.telephony import (
     download_recording,
 )
 from callbacks.telephony import send_sms as send_text_message
-from callbacks.tickets import Ticket, TranscriptionResult, add_event, apply_transcription
+from callbacks.tickets.ticket import Ticket, TranscriptionResult, add_event, apply_transcription
 from callbacks.voicemail import Voicemail, store_audio, stored_audio
+from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
+from callbacks.workqueue.dialer import enqueue_dial
 
 log = logging.getLogger(__name__)
 

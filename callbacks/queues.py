@@ -61,21 +61,22 @@ def enqueue_dial_job(connection: Redis, agent_id: int | None = None) -> Job:
     """
     queue = Queue(URGENT, connection=connection)
     if agent_id is None:
-        return queue.enqueue_call("callbacks.dialer.dial_sweep", timeout=120, result_ttl=600)
-    return queue.enqueue_call("callbacks.dialer.dial_next", args=(agent_id,), timeout=60,
+        return queue.enqueue_call("callbacks.workqueue.dialer.dial_sweep", timeout=120,
+                                  result_ttl=600)
+    return queue.enqueue_call("callbacks.workqueue.dialer.dial_next", args=(agent_id,), timeout=60,
                               result_ttl=600)
 
 
 def schedule_dial_sweep(connection: Redis, at: datetime) -> Job:
     """Sweep again when a retry or a caller's window becomes due (rq's scheduler runs it)."""
     return Queue(URGENT, connection=connection).enqueue_at(
-        at, "callbacks.dialer.dial_sweep", job_timeout=120, result_ttl=600)
+        at, "callbacks.workqueue.dialer.dial_sweep", job_timeout=120, result_ttl=600)
 
 
 def enqueue_wrap_up_end(connection: Redis, agent_id: int, seconds: int) -> Job:
     """Make the agent available again once their wrap-up time is over."""
     return Queue(URGENT, connection=connection).enqueue_in(
-        timedelta(seconds=seconds), "callbacks.dialer.end_wrap_up", agent_id,
+        timedelta(seconds=seconds), "callbacks.workqueue.dialer.end_wrap_up", agent_id,
         job_timeout=60, result_ttl=600)
 
 

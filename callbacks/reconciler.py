@@ -16,9 +16,6 @@ from rq.job import Job, JobStatus
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from callbacks.agents import Agent, release_agent
-from callbacks.attempts import LIVE_STAGES, CallbackAttempt
-from callbacks.callback_requests import CallbackRequest, put_back
 from callbacks.db import utcnow
 from callbacks.queues import (
     enqueue_status_sms,
@@ -28,8 +25,11 @@ from callbacks.queues import (
     status_sms_job_id,
     voicemail_job_id,
 )
-from callbacks.tickets import Ticket, TicketEvent, history
+from callbacks.tickets.ticket import Ticket, TicketEvent, history
 from callbacks.voicemail import Voicemail
+from callbacks.workqueue.agents import Agent, release_agent
+from callbacks.workqueue.attempts import LIVE_STAGES, CallbackAttempt
+from callbacks.workqueue.callback_requests import CallbackRequest, put_back
 
 log = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from callbacks.agents import Agent
-from callbacks.attempts import CallbackAttempt
-from callbacks.callback_requests import OPEN_STATUSES, CallbackRequest
 from callbacks.db import utcnow
 from callbacks.reports import Count, ReportRange, ranked_counts
 from callbacks.survey import SurveyAnswer
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
+from callbacks.workqueue.agents import Agent
+from callbacks.workqueue.attempts import CallbackAttempt
+from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 
 MAX_REQUESTS = 100_000
 SATISFACTION_QUESTION = "overall"

@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callbacks.agents import Agent
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
-from callbacks.tickets import Ticket, TicketEvent
+from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.workqueue.agents import Agent
+from callbacks.workqueue.callback_requests import CallbackRequest
 
 CHANNELS = ("keypad", "sms")
 KEYPAD_QUESTIONS = ("overall", "resolved")

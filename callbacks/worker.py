@@ -28,13 +28,13 @@ from rq.worker import WorkerStatus
 from sqlalchemy import select
 
 from callbacks import runtime
-from callbacks.callback_requests import CallbackRequest
-from callbacks.dialer import dial_sweep
 from callbacks.logs import log_context
 from callbacks.queues import QUEUES
 from callbacks.reconciler import reconcile
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
+from callbacks.workqueue.callback_requests import CallbackRequest
+from callbacks.workqueue.dialer import dial_sweep
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = HelpdeskApp(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
     from callbacks import runtime
     from callbacks.settings import Settings
-    from ivr import auth, config, db, dialer_hooks, logs, signature, sms_hooks, voice
+    from ivr import auth, config, db, logs
     from ivr.cookies import CookieSessions
+    from ivr.voice import calls, dialer_hooks, signature, sms_hooks
 
     config.load_config(app, test_config)
     app.session_interface = CookieSessions()
@@ -32,15 +33,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     signature.init_app(app)
     auth.init_app(app)
     _load_callback_rules(app)
-    for webhooks in (voice.bp, dialer_hooks.bp, sms_hooks.bp):
+    for webhooks in (calls.bp, dialer_hooks.bp, sms_hooks.bp):
         auth.csrf.exempt(webhooks)  # Twilio signs these instead
         app.register_blueprint(webhooks)
     from ivr.console import bp as console_bp
     app.register_blueprint(console_bp)
-    from ivr.api import bp as api_bp
+    from ivr.api.routes import bp as api_bp
     auth.csrf.exempt(api_bp)  # cookie requests send X-CSRFToken instead; bearer ones need none
     app.register_blueprint(api_bp)
-    from ivr import metrics, reports
+    from ivr import metrics
+    from ivr.admin import reports
     app.register_blueprint(reports.bp)
     metrics.init_app(app)
     from ivr.admin import bp as admin_bp

@@ -16,7 +16,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.agents import (
+from callbacks.workqueue.agents import (
     DIAL_MODES,
     ROLES,
     Agent,

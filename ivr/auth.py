@@ -15,7 +15,7 @@ from flask import Flask, Request, abort
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from callbacks.agents import Agent, agent_for_token
+from callbacks.workqueue.agents import Agent, agent_for_token
 from ivr.db import get_session
 
 login_manager = LoginManager()

@@ -102,8 +102,8 @@ def ensure_demo_agent(database_url: str, instance: Path) -> str | None:
     """
     from sqlalchemy import select
 
-    from callbacks.agents import Agent, create_agent
     from callbacks.db import make_engine, make_session_factory
+    from callbacks.workqueue.agents import Agent, create_agent
     from ivr.config import _sqlalchemy_url
 
     saved = instance / DEMO_PASSWORD_FILE

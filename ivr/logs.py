@@ -17,7 +17,7 @@ from callbacks.logs import bind_log_context, clear_log_context, configure_loggin
 from ivr.requests import FORM_TYPE
 
 WEBHOOK_BLUEPRINTS = frozenset({"voice", "dialer", "sms"})
-"""The blueprints Twilio posts to (ivr/voice.py, ivr/dialer_hooks.py, ivr/sms_hooks.py)."""
+"""The blueprints Twilio posts to (ivr/voice/: calls.py, dialer_hooks.py, sms_hooks.py)."""
 
 
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")

@@ -30,10 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.callback_requests import OPEN_STATUSES, CallbackRequest
 from callbacks.db import utcnow
 from callbacks.queues import QUEUES, redis_connection
-from callbacks.tickets import TicketEvent
+from callbacks.tickets.ticket import TicketEvent
+from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)

@@ -6,14 +6,6 @@ import os
 
 from alembic import context
 
-import callbacks.agents
-import callbacks.attempts
-import callbacks.callback_requests
-import callbacks.calllog
-import callbacks.flowstore
-import callbacks.survey
-import callbacks.tickets
-import callbacks.voicemail  # noqa: F401
 from callbacks.db import Base, make_engine
 
 config = context.config

@@ -14,7 +14,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from callbacks.agents import create_agent
 from callbacks.flowstore import (
     FlowPublication,
     FlowVersion,
@@ -22,6 +21,7 @@ from callbacks.flowstore import (
     list_versions,
     save_draft,
 )
+from callbacks.workqueue.agents import create_agent
 from routing.errors import FlowInvalid
 from tests.conftest import app_config, empty_tables, publish
 from tests.test_voice import FLOW

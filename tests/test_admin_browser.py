@@ -20,8 +20,8 @@ import soundfile
 from flask import Flask
 from sqlalchemy import select
 
-from callbacks.agents import create_agent
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
+from callbacks.workqueue.agents import create_agent
 from ivr.simulator import Simulator
 from ivr.simulator.stepwise import CallStep, continue_call, start_call
 from tests.conftest import AUTH_TOKEN, DEMO_FLOW, app_config, empty_tables, gunicorn_server, publish

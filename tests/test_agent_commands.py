@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from callbacks.agents import Agent, agent_for_token, authenticate
+from callbacks.workqueue.agents import Agent, agent_for_token, authenticate
 from ivr.cli import main
 from ivr.demo import DEMO_AGENT_PHONE, ensure_demo_agent
 

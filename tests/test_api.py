@@ -17,12 +17,12 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from callbacks.agents import Agent, create_agent, issue_api_token
-from callbacks.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from callbacks.db import utcnow
 from callbacks.queues import URGENT
-from callbacks.tickets import Ticket, TicketEvent, add_event
+from callbacks.tickets.ticket import Ticket, TicketEvent, add_event
 from callbacks.voicemail import Voicemail, VoicemailAudio
+from callbacks.workqueue.agents import Agent, create_agent, issue_api_token
+from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from ivr.standin import StandinServer
 from tests.conftest import desk_app
 

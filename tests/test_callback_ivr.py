@@ -18,11 +18,11 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call
 from callbacks.queues import URGENT, sms_job_id
 from callbacks.sms import sms_text
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
+from callbacks.workqueue.callback_requests import CallbackRequest
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from routing.callback_choices import callable_number, keyed_number, window_start
@@ -400,7 +400,7 @@ def sms_jobs(redis_url: str) -> list[str]:
 def dial_jobs(redis_url: str) -> list[str]:
     queue = Queue(URGENT, connection=Redis.from_url(redis_url))
     return [str(job.func_name) for job in queue.get_jobs()
-            if str(job.func_name).startswith("callbacks.dialer.")]
+            if str(job.func_name).startswith("callbacks.workqueue.dialer.")]
 
 
 def test_the_caller_hears_place_window_and_ticket_and_the_row_says_so(desk: Flask,
@@ -421,7 +421,8 @@ def test_the_caller_hears_place_window_and_ticket_and_the_row_says_so(desk: Flas
     assert request.ticket_id == ticket.id and ticket.voicemail_id is None
     assert (ticket.caller, ticket.category, ticket.transcription) == (CALLER, "other", "none")
     assert sms_jobs(redis_url) == [sms_job_id(ticket.id)]
-    assert dial_jobs(redis_url) == ["callbacks.dialer.dial_sweep"]  # a free agent may take it
+    # a free agent may take it
+    assert dial_jobs(redis_url) == ["callbacks.workqueue.dialer.dial_sweep"]
 
 
 def test_the_place_counts_the_callers_served_first(desk: Flask) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask
 from sqlalchemy import func, select
 
-from callbacks.callback_requests import (
+from callbacks.workqueue.callback_requests import (
     CallbackAsk,
     CallbackRequest,
     claim_next_callback,

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from callbacks.callback_requests import CallbackRequest, claim_next_callback
+from callbacks.workqueue.callback_requests import CallbackRequest, claim_next_callback
 from ivr import create_app
 from ivr.cli import main
 from ivr.config import ConfigError

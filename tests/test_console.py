@@ -15,12 +15,12 @@ from redis import Redis
 from rq import Queue
 from werkzeug.test import TestResponse
 
-from callbacks.agents import Agent, create_agent
-from callbacks.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from callbacks.db import utcnow
 from callbacks.queues import URGENT
-from callbacks.tickets import Ticket, history, ticket_number
+from callbacks.tickets.ticket import Ticket, history, ticket_number
 from callbacks.voicemail import Voicemail, VoicemailAudio
+from callbacks.workqueue.agents import Agent, create_agent
+from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from ivr.standin import StandinServer
 from tests.conftest import app_config, desk_app, empty_tables, publish
 

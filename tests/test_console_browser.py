@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from callbacks.agents import create_agent
 from callbacks.db import utcnow
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail, VoicemailAudio
+from callbacks.workqueue.agents import create_agent
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from tests.conftest import (

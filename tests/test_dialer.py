@@ -14,13 +14,13 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select, update
 
 from callbacks import runtime
-from callbacks.agents import Agent, create_agent, take_free_agent
-from callbacks.attempts import CallbackAttempt
-from callbacks.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from callbacks.db import utcnow
-from callbacks.dialer import dial_next, dial_sweep, retry_delay
 from callbacks.queues import QUEUES, URGENT
-from callbacks.tickets import Ticket, history
+from callbacks.tickets.ticket import Ticket, history
+from callbacks.workqueue.agents import Agent, create_agent, take_free_agent
+from callbacks.workqueue.attempts import CallbackAttempt
+from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
+from callbacks.workqueue.dialer import dial_next, dial_sweep, retry_delay
 from ivr.simulator.outbound import CallerBehaviour, play_outbound_call
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, sign
@@ -291,8 +291,8 @@ def test_preview_agents_are_not_dialled_by_the_sweep(desk: Flask,
 
 
 def test_reconciler_puts_back_a_claim_whose_dialer_died(desk: Flask, redis_url: str) -> None:
-    from callbacks.callback_requests import claim_next_callback
     from callbacks.reconciler import reconcile
+    from callbacks.workqueue.callback_requests import claim_next_callback
 
     request_id = _request(desk)
     with desk.extensions["ivr.sessions"]() as session:

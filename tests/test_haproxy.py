@@ -22,7 +22,7 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from callbacks.callback_requests import CallbackRequest
+from callbacks.workqueue.callback_requests import CallbackRequest
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from tests.conftest import (

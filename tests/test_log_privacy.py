@@ -13,10 +13,10 @@ from flask import Flask
 from redis import Redis
 from rq import SimpleWorker
 
-from callbacks.agents import create_agent
-from callbacks.dialer import dial_next
 from callbacks.logs import make_handler
 from callbacks.queues import QUEUES
+from callbacks.workqueue.agents import create_agent
+from callbacks.workqueue.dialer import dial_next
 from ivr.simulator.outbound import play_outbound_call
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, desk_app, publish

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from callbacks.callback_requests import CallbackRequest
 from callbacks.db import utcnow
-from callbacks.tickets import Ticket, TicketEvent
+from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.workqueue.callback_requests import CallbackRequest
 from tests.conftest import ROOT, app_config, empty_tables, twilio_post
 
 OLDEST_DUE = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

@@ -20,16 +20,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from callbacks.agents import create_agent
-from callbacks.attempts import CallbackAttempt
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.reports import ReportRangeError, abandonment, call_volume, report_range
 from callbacks.reports_followups import callback_report, satisfaction_report, voicemail_report
 from callbacks.survey import SurveyAnswer
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
-from ivr.report_figures import FIGURES
+from callbacks.workqueue.agents import create_agent
+from callbacks.workqueue.attempts import CallbackAttempt
+from callbacks.workqueue.callback_requests import CallbackRequest
+from ivr.admin.report_figures import FIGURES
 from tests.conftest import app_config, empty_tables, publish
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -351,7 +351,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, path: str) -> None:
 
 
 def test_a_bearer_token_of_an_agent_is_refused_too(app: Flask) -> None:
-    from callbacks.agents import Agent, issue_api_token
+    from callbacks.workqueue.agents import Agent, issue_api_token
 
     with app.extensions["ivr.sessions"]() as session:
         ben = session.query(Agent).filter_by(username="ben").one()

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from werkzeug.routing import Rule
 
-from callbacks.agents import create_agent, issue_api_token
+from callbacks.workqueue.agents import create_agent, issue_api_token
 from tests.conftest import app_config, empty_tables
 
 TWILIO_PREFIXES = ("/voice", "/dialer", "/sms")

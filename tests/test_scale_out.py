@@ -23,11 +23,11 @@ from rq import Worker
 from rq.job import Job
 from sqlalchemy import func, select
 
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call
 from callbacks.queues import sms_job_id, voicemail_job_id
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
+from callbacks.workqueue.callback_requests import CallbackRequest
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer
 from tests.conftest import (

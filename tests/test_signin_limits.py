@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from werkzeug.test import TestResponse
 
-from callbacks.agents import create_agent
+from callbacks.workqueue.agents import create_agent
 from tests.conftest import app_config, empty_tables
 
 PASSWORD = "correct horse battery"

@@ -14,11 +14,8 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import func, select, update
 
-from callbacks.agents import Agent, create_agent
-from callbacks.callback_requests import CallbackAsk, request_callback
 from callbacks.db import utcnow
 from callbacks.desk import resolve_ticket
-from callbacks.dialer import dial_next
 from callbacks.queues import QUEUES
 from callbacks.sms import TEXTS
 from callbacks.survey import (
@@ -29,7 +26,10 @@ from callbacks.survey import (
     SurveyPolicy,
     parse_score,
 )
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
+from callbacks.workqueue.agents import Agent, create_agent
+from callbacks.workqueue.callback_requests import CallbackAsk, request_callback
+from callbacks.workqueue.dialer import dial_next
 from ivr.simulator.outbound import play_outbound_call
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, publish, sign, twilio_post

@@ -13,10 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.voicemail import Voicemail
-from ivr import voice
+from callbacks.workqueue.callback_requests import CallbackRequest
+from ivr.voice import calls as voice
 from tests.conftest import PUBLIC_BASE_URL, app_config, empty_tables, publish, sign, twilio_post
 
 BERLIN = ZoneInfo("Europe/Berlin")

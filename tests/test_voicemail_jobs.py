@@ -17,14 +17,14 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import delete, func, select, text
 
 from callbacks import jobs, runtime
-from callbacks.callback_requests import CallbackRequest
 from callbacks.calllog import Call, CallStep
 from callbacks.jobs import MAX_ATTEMPTS, RetryLater, process_voicemail, send_ticket_sms
 from callbacks.queues import DEFAULT, QUEUES, URGENT
 from callbacks.reconciler import reconcile
 from callbacks.settings import Settings
-from callbacks.tickets import Ticket, history
+from callbacks.tickets.ticket import Ticket, history
 from callbacks.voicemail import Voicemail, VoicemailAudio
+from callbacks.workqueue.callback_requests import CallbackRequest
 from ivr.standin import StandinServer
 from speech.scoring import character_error_rate
 from tests.conftest import AUTH_TOKEN, RedisServer, app_config, empty_tables, publish

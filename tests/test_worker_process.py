@@ -20,7 +20,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from callbacks.queues import voicemail_job_id
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
 from ivr.simulator import ScriptedCaller, Simulator
 from ivr.standin import StandinServer

@@ -19,7 +19,7 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from callbacks.reconciler import reconcile
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, app_config, empty_tables, line_environment, publish

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from callbacks import runtime
 from callbacks.settings import Settings
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
 from speech.resampling import resample
 from tests.speech_fixtures import clips

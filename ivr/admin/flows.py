@@ -1,5 +1,6 @@
 """Admin pages: flows (edit with live validation, diff, save a draft, publish, roll back) and the
-settings files; the call simulator is in admin_simulator. Admins only, every route.
+settings files; the call simulator is in simulator.py, the blueprint in blueprint.py.
+Admins only, every route.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import logging
 from typing import Any
 
 from flask import (
-    Blueprint,
     Response,
     abort,
     current_app,
@@ -20,7 +20,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -34,37 +33,15 @@ from callbacks.flowstore import (
     rollback_flow,
     save_draft,
 )
-from ivr.admin_settings import settings_files
-from ivr.auth import admin_required, login_manager, signed_in_agent
+from ivr.admin.blueprint import bp, who
+from ivr.admin.settings_files import settings_files
+from ivr.auth import admin_required, signed_in_agent
 from ivr.db import get_session
 from routing.errors import FlowError, FlowInvalid
 from routing.loader import check_flow, parse_flow
 
 log = logging.getLogger(__name__)
-bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_SOURCE_CHARS = 512 * 1024
-
-
-@bp.before_request
-def admins_only() -> BaseResponse | None:
-    """Every admin route, including ones added later: sign-in first, then the admin role."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()  # type: ignore[no-any-return]
-    if not getattr(current_user, "is_admin", False):
-        abort(403)
-    return None
-
-
-@bp.after_request
-def not_cached(response: Response) -> Response:
-    """Admin pages show callers' numbers and unpublished flows: no shared or back-button cache."""
-    response.headers.setdefault("Cache-Control", "private, no-store")
-    return response
-
-
-def _who() -> str:
-    """What the history records as the signed-in admin."""
-    return signed_in_agent().username
 
 
 @bp.get("/")
@@ -204,7 +181,7 @@ def publish(name: str) -> BaseResponse | tuple[str, int]:
                              "Not published: fix the problems below. The live version is "
                              "unchanged.")
     session = get_session()
-    version = publish_flow(session, source, filename, by=_who())
+    version = publish_flow(session, source, filename, by=who())
     session.commit()
     log.info("flow %s version %s published from the admin page", name, version.number)
     flash(f"Published {name} version {version.number}; new calls take it now, calls in "
@@ -220,7 +197,7 @@ def draft(name: str) -> BaseResponse | tuple[str, int]:
     if errors:
         return _editor_again(name, source, filename, errors, "Not saved: fix the problems below.")
     session = get_session()
-    version = save_draft(session, source, filename, by=_who())
+    version = save_draft(session, source, filename, by=who())
     session.commit()
     flash(f"Saved as {name} version {version.number} (not published). Try it in the "
           "simulator.", "ok")
@@ -236,7 +213,7 @@ def rollback(name: str) -> BaseResponse:
     try:
         if number is None:
             raise UnknownVersion("choose a version number to roll back to")
-        version = rollback_flow(session, name, number, by=_who())
+        version = rollback_flow(session, name, number, by=who())
         session.commit()
     except UnknownVersion as exc:
         session.rollback()
@@ -252,7 +229,3 @@ def settings_page() -> str:
     """The priorities, keywords and directory files with the loaders' verdict on each."""
     return render_template("admin/settings.html", files=settings_files(current_app.config),
                            me=signed_in_agent())
-
-
-# The simulator adds its routes to `bp`; importing it here keeps one blueprint.
-from ivr import admin_simulator  # noqa: E402, F401

@@ -8,15 +8,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.callback_requests import (
+from callbacks.calllog import normalize_number
+from callbacks.directory import Directory
+from callbacks.priority import PriorityPolicy, priority_for
+from callbacks.workqueue.callback_requests import (
     OPEN_STATUSES,
     CallbackAsk,
     CallbackRequest,
     request_callback,
 )
-from callbacks.calllog import normalize_number
-from callbacks.directory import Directory
-from callbacks.priority import PriorityPolicy, priority_for
 from routing.callback_choices import callable_number, window_start
 from routing.hours import BusinessHours
 

@@ -1,6 +1,6 @@
 """Twilio webhooks of callback calls: the agent answers, the caller is bridged, a leg ends.
 
-The dialer (callbacks/dialer.py) rings the agent first; when they pick up, Twilio fetches
+The dialer (callbacks/workqueue/dialer.py) rings the agent first; when they pick up, Twilio fetches
 /dialer/agent, which whispers who is waiting and dials the caller. Dial's action reports how
 the bridge ended; the agent leg's status callback reports an agent who never answered or hung
 up early. Every route checks Twilio's signature and answers the agent with TwiML whatever
@@ -17,10 +17,10 @@ from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
-from callbacks.dialer import agent_answered, agent_call_ended, caller_dial_ended
+from callbacks.workqueue.dialer import agent_answered, agent_call_ended, caller_dial_ended
 from ivr.db import get_session, once_more_if_dropped
-from ivr.signature import reject_unless_signed
-from ivr.twiml import twiml_response
+from ivr.voice.signature import reject_unless_signed
+from ivr.voice.twiml import twiml_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dialer", __name__, url_prefix="/dialer")

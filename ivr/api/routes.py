@@ -18,8 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.agents import AgentError, authenticate, create_agent, list_agents
-from callbacks.callback_requests import CallbackRequest
 from callbacks.desk import (
     DeskError,
     call_list,
@@ -32,11 +30,13 @@ from callbacks.desk import (
     ticket_audio,
     ticket_story,
 )
-from callbacks.dialer import DialRefused, call_now
-from callbacks.tickets import Ticket, ticket_id_from_number
+from callbacks.tickets.ticket import Ticket, ticket_id_from_number
 from callbacks.voicemail import VoicemailAudio
+from callbacks.workqueue.agents import AgentError, authenticate, create_agent, list_agents
+from callbacks.workqueue.callback_requests import CallbackRequest
+from callbacks.workqueue.dialer import DialRefused, call_now
 from ivr import signin_limits
-from ivr.api_core import (
+from ivr.api.core import (
     ADMIN,
     PUBLIC,
     ROUTES,
@@ -47,7 +47,7 @@ from ivr.api_core import (
     problem_response,
     reply,
 )
-from ivr.api_models import (
+from ivr.api.models import (
     MAX_ID,
     AgentList,
     AgentOut,
@@ -68,7 +68,7 @@ from ivr.api_models import (
     TicketDetail,
     TicketOut,
 )
-from ivr.api_spec import openapi_document
+from ivr.api.spec import openapi_document
 from ivr.auth import SignedIn, signed_in_agent
 from ivr.db import get_session
 

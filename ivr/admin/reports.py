@@ -15,10 +15,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from callbacks.db import utcnow
 from callbacks.reports import ReportRange, ReportRangeError, report_range
+from ivr.admin.report_figures import FIGURES, SECTIONS, Figure, figure
 from ivr.auth import admin_required, signed_in_agent
-from ivr.console import display_zone
+from ivr.console.blueprint import display_zone
 from ivr.db import get_session
-from ivr.report_figures import FIGURES, SECTIONS, Figure, figure
 
 bp = Blueprint("reports", __name__, url_prefix="/admin/reports")
 DEFAULT_DAYS = 7

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from flask import Response
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.messages import locale_for, message
+from ivr.voice.messages import locale_for, message
 from routing.flow import Flow
 from routing.steps import Dial, Gather, Hangup, Position, Record, RequestCallback, Say, Step
 

@@ -16,8 +16,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from callbacks.sms import sms_text
 from callbacks.survey import answer_by_sms
 from ivr.db import get_session, once_more_if_dropped
-from ivr.signature import reject_unless_signed
-from ivr.twiml import twiml_response
+from ivr.voice.signature import reject_unless_signed
+from ivr.voice.twiml import twiml_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")

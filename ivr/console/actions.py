@@ -1,7 +1,8 @@
 """The console's one-click actions: call now, snooze, resolve with a note, reassign, availability.
 
-Each action calls one function of callbacks/desk.py or callbacks/dialer.py and goes back to the
-page it came from with a flash message; what the desk refuses becomes a flash error, never a 500.
+Each action calls one function of callbacks/desk.py or callbacks/workqueue/dialer.py and goes
+back to the page it came from with a flash message; what the desk refuses becomes a flash
+error, never a 500.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from callbacks import runtime
-from callbacks.callback_requests import CallbackRequest
 from callbacks.desk import (
     DeskError,
     change_availability,
@@ -24,10 +24,11 @@ from callbacks.desk import (
     resolve_ticket,
     snooze_callback,
 )
-from callbacks.dialer import DialRefused, call_now
-from callbacks.tickets import Ticket
+from callbacks.tickets.ticket import Ticket
+from callbacks.workqueue.callback_requests import CallbackRequest
+from callbacks.workqueue.dialer import DialRefused, call_now
 from ivr.auth import signed_in_agent
-from ivr.console import bp, display_zone, local_time, safe_next, ticket_id_of
+from ivr.console.blueprint import bp, display_zone, local_time, safe_next, ticket_id_of
 from ivr.db import get_session
 
 

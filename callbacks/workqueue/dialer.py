@@ -21,15 +21,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.agents import Agent, release_agent, take_free_agent
-from callbacks.attempts import CALLER_MISSED, LIVE_STAGES, CallbackAttempt
-from callbacks.callback_requests import (
-    CallbackRequest,
-    ClaimedCallback,
-    claim_callback,
-    claim_next_callback,
-    put_back,
-)
 from callbacks.db import utcnow
 from callbacks.queues import (
     enqueue_dial_job,
@@ -40,7 +31,16 @@ from callbacks.queues import (
 )
 from callbacks.settings import Settings
 from callbacks.telephony import TelephonyError, place_call
-from callbacks.tickets import Ticket, add_event
+from callbacks.tickets.ticket import Ticket, add_event
+from callbacks.workqueue.agents import Agent, release_agent, take_free_agent
+from callbacks.workqueue.attempts import CALLER_MISSED, LIVE_STAGES, CallbackAttempt
+from callbacks.workqueue.callback_requests import (
+    CallbackRequest,
+    ClaimedCallback,
+    claim_callback,
+    claim_next_callback,
+    put_back,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from flask import Response, current_app, jsonify, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from callbacks.flowstore import compiled_version, list_versions
-from ivr.admin import bp
+from ivr.admin.blueprint import bp
 from ivr.auth import admin_required, signed_in_agent
 from ivr.db import get_session
 from ivr.simulator import DEFAULT_CALLED, DEFAULT_CALLER, HANGUP, Recording, Simulator, Speech

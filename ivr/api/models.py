@@ -19,10 +19,10 @@ from pydantic import (
     field_validator,
 )
 
-from callbacks.agents import Agent
-from callbacks.attempts import CallbackAttempt
 from callbacks.desk import CallListEntry
-from callbacks.tickets import Ticket, TicketEvent
+from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.workqueue.agents import Agent
+from callbacks.workqueue.attempts import CallbackAttempt
 
 MAX_ID = 2**31 - 1
 """Ids are PostgreSQL integers: anything larger names nothing."""

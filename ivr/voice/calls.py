@@ -16,10 +16,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
-from callbacks.callback_intake import CallbackWish, ask_for_callback
-from callbacks.callback_requests import queue_place
 from callbacks.calllog import StepRecord, record_status
-from callbacks.dialer import dial_when_due
 from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
 from callbacks.survey import (
@@ -30,12 +27,19 @@ from callbacks.survey import (
     parse_score,
     record_keypad_answer,
 )
-from callbacks.tickets import open_ticket_for_callback, open_ticket_for_voicemail, spoken_number
+from callbacks.tickets.ticket import (
+    open_ticket_for_callback,
+    open_ticket_for_voicemail,
+    spoken_number,
+)
 from callbacks.voicemail import RecordingReport, store_recording
+from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
+from callbacks.workqueue.callback_requests import queue_place
+from callbacks.workqueue.dialer import dial_when_due
 from ivr.db import call_log, get_session, once_more_if_dropped
-from ivr.messages import MESSAGES, locale_for, message
-from ivr.signature import reject_unless_signed
-from ivr.twiml import CallState, apology, render_xml, spoken, twiml_response
+from ivr.voice.messages import MESSAGES, locale_for, message
+from ivr.voice.signature import reject_unless_signed
+from ivr.voice.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
 from routing.callback_texts import queued_announcement

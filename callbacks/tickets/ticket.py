@@ -14,7 +14,7 @@ from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
 from callbacks.voicemail import Voicemail
 
 if TYPE_CHECKING:
-    from callbacks.callback_requests import CallbackRequest
+    from callbacks.workqueue.callback_requests import CallbackRequest
 
 NUMBER_BASE = 10000
 """Ticket numbers are the id plus this, so callers hear five digits from the first ticket."""

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from ivr.api_core import PREFIX, PUBLIC, SAFE_METHODS, ApiRoute
-from ivr.api_models import MAX_ID
+from ivr.api.core import PREFIX, PUBLIC, SAFE_METHODS, ApiRoute
+from ivr.api.models import MAX_ID
 
 TITLE = "helpdesk-ivr agents' desk API"
 VERSION = "1.0.0"

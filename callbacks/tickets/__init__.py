@@ -1,0 +1,1 @@
+"""The ticket desk: tickets and their history."""

@@ -1,0 +1,1 @@
+"""The agents' work queue: agents, callback requests, attempts and the dialer."""

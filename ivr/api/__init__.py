@@ -1,0 +1,1 @@
+"""The JSON API at /api/v1 and its OpenAPI document."""

@@ -1,0 +1,126 @@
+"""The console's blueprint and what its pages and actions share: the display time zone,
+time filters, safe redirects, ticket numbers and the common page values."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    render_template,
+)
+from flask_wtf.csrf import CSRFError
+
+from callbacks.db import utcnow
+from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.tickets.ticket import ticket_id_from_number
+from callbacks.workqueue.agents import AVAILABILITY, Agent, list_agents
+from ivr.auth import signed_in_agent
+from ivr.db import get_session
+
+log = logging.getLogger(__name__)
+bp = Blueprint("console", __name__, url_prefix="/console")
+SIGN_IN_FAILED = "Unknown user name or password."
+SIGNED_IN_AREAS = ("/console/", "/admin/")
+"""Where sign-in may send someone back to."""
+
+
+@bp.after_request
+def not_cached(response: Response) -> Response:
+    """Console pages show callers' data: never keep them in a shared or back-button cache."""
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(error: CSRFError) -> tuple[str, int]:
+    """A form without a valid CSRF token: say what to do instead of a bare error page."""
+    return render_template("console/error.html", title="Form expired",
+                           message="This form has expired or was not sent from the console. "
+                                   "Reload the page and try again."), 400
+
+
+@bp.app_template_filter("local")
+def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC timestamp in the console's display time zone."""
+    return moment.astimezone(display_zone()).strftime(fmt) if moment is not None else ""
+
+
+@bp.app_template_filter("duration")
+def duration(minutes: int) -> str:
+    """A wait in minutes as '12 min' or '3 h 05 min'."""
+    hours, rest = divmod(max(0, minutes), 60)
+    return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+
+
+@bp.context_processor
+def console_context() -> dict[str, Any]:
+    """What every console page needs: the zone times are shown in, the states to choose."""
+    zone = display_zone()
+    in_an_hour = (utcnow() + timedelta(hours=1)).astimezone(zone)
+    return {"display_zone": zone, "availability_states": AVAILABILITY,
+            "snooze_default": in_an_hour.strftime("%Y-%m-%dT%H:%M")}
+
+
+def display_zone() -> ZoneInfo:
+    """The time zone the console shows and reads times in: IVR_DISPLAY_TIMEZONE, else the
+    published flow's (first) calendar's, else UTC."""
+    if "display_zone" not in g:
+        g.display_zone = _configured_zone() or _flow_zone() or ZoneInfo("UTC")
+    zone: ZoneInfo = g.display_zone
+    return zone
+
+
+def _configured_zone() -> ZoneInfo | None:
+    name = str(current_app.config.get("DISPLAY_TIMEZONE") or "")
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("IVR_DISPLAY_TIMEZONE %r is not a known time zone; using UTC", name)
+        return ZoneInfo("UTC")
+
+
+def _flow_zone() -> ZoneInfo | None:
+    db = get_session()
+    version_id = published_version_for_number(db, "", current_app.config["DEFAULT_FLOW"])
+    if version_id is None:
+        return None
+    calendars = compiled_version(db, version_id).calendars
+    return next((hours.zone for hours in calendars.values()), None)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """`target` if it is a path of the console or the admin pages (no open redirects), else
+    `default`."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith(SIGNED_IN_AREAS):
+        return default
+    return target
+
+
+
+def ticket_id_of(number_or_id: int) -> int:
+    """Ticket numbers (10001 and up) are what people quote; smaller values are ids."""
+    return ticket_id_from_number(str(number_or_id)) or number_or_id
+
+
+def page_view(back: str) -> dict[str, Any]:
+    """The signed-in agent, the agents to reassign to, and where actions return to."""
+    agents: list[Agent] = [agent for agent in list_agents(get_session()) if agent.active]
+    # The dialer marks a claim as 'agent:<id>'; the list shows 'dialling by <name>'.
+    return {"agents": agents, "me": signed_in_agent(), "back": back,
+            "claimers": {f"agent:{agent.id}": agent.name for agent in agents}}
+
+
+# The actions add their routes to `bp`; importing them here keeps one blueprint.
