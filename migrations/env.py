@@ -6,10 +6,11 @@ import os
 
 from alembic import context
 
-from callbacks.db import Base, make_engine
+from callbacks.db import make_engine
+from callbacks.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def database_url() -> str:

@@ -15,7 +15,8 @@ from callbacks.calllog import normalize_number
 from callbacks.db import Base, UTCDateTime, utcnow
 
 ROLES = ("agent", "admin")
-AVAILABILITY = ("available", "on_call", "wrap_up", "away")
+AVAILABILITY = ("available", "on_call", "wrap_up", "away", "offline")
+"""offline: signed out; away: signed in but not taking work; neither is ever rung."""
 DIAL_MODES = ("progressive", "preview")
 """progressive: the dialer calls the agent as soon as they are available; preview: they click."""
 
