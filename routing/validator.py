@@ -59,6 +59,7 @@ class _Checks:
         self.locate = locate
         self.locate_key = locate_key
         self.errors: list[FlowError] = []
+        self.reference_errors = 0
 
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
         line, column = (self.locate_key if at_key else self.locate)(path)
@@ -66,6 +67,7 @@ class _Checks:
 
     def run(self) -> None:
         self.check_targets()
+        self.reference_errors = len(self.errors)
         self.check_reachable()
         self.check_waiting_loops()
         self.check_languages()
@@ -109,8 +111,11 @@ class _Checks:
                     )
 
     def check_reachable(self) -> None:
-        if self.flow.start not in self.flow.nodes:
-            return  # already reported; every node would look unreachable
+        """Nodes no path from 'start' reaches, reported only once every reference resolves:
+        one misspelt node name would otherwise bury its own error under every node it cuts
+        off."""
+        if self.reference_errors:
+            return
         seen = {self.flow.start}
         pending = [self.flow.start]
         while pending:

@@ -88,12 +88,28 @@ def test_valid_flow_has_no_errors() -> None:
 # --- targets, reachability, loops ------------------------------------------------------
 
 
-def test_unknown_menu_target_suggests_the_close_node() -> None:
+def test_unknown_menu_target_suggests_the_close_node_without_unreachable_noise() -> None:
     text = changed("1: {next: agent,", "1: {next: agnet,")
     assert problems(text) == [
         "f.yaml:33:17: menu 'main' option '1' goes to unknown node 'agnet' (did you mean 'agent'?)",
-        "f.yaml:36:3: node 'agent' is never reached from 'start'",
     ]
+
+
+def test_one_misspelt_node_name_in_the_demo_flow_is_one_problem() -> None:
+    from pathlib import Path
+
+    demo = (Path(__file__).resolve().parents[1] / "flows" / "it-support.yaml").read_text(
+        encoding="utf-8")
+    assert demo.count("\n  main_menu:\n") == 1
+    misspelt = demo.replace("\n  main_menu:\n", "\n  main_mneu:\n")
+    assert problems(misspelt) == [
+        "f.yaml:98:11: hours 'check_hours' open goes to unknown node 'main_menu' "
+        "(did you mean 'main_mneu'?)"]
+
+
+def test_unreachable_nodes_are_reported_once_every_reference_resolves() -> None:
+    text = changed("1: {next: agent,", "1: {next: bye,")
+    assert problems(text) == ["f.yaml:36:3: node 'agent' is never reached from 'start'"]
 
 
 def test_unknown_target_names_the_field() -> None:
