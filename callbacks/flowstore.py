@@ -76,12 +76,19 @@ class UnknownVersion(LookupError):
     """A version id or number that does not exist."""
 
 
+def normalized_source(text: str) -> str:
+    """A flow's text with every line ending as '\\n' (browsers send CRLF from a textarea)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def publish_flow(session: Session, text: str, filename: str, by: str = "") -> FlowVersion:
     """Validate `text` and make it the flow's published version in one transaction.
 
     Raises FlowInvalid (nothing written) when the flow has any problem. Publishing a source
-    identical to an existing version republishes that version instead of adding a copy.
+    identical to an existing version (line endings aside) republishes that version instead of
+    adding a copy.
     """
+    text = normalized_source(text)
     flow = parse_flow(text, filename)
     with session.begin_nested() if session.in_transaction() else session.begin():
         _lock_flow_name(session, flow.name)
@@ -94,8 +101,9 @@ def save_draft(session: Session, text: str, filename: str, by: str = "") -> Flow
     """Validate `text` and store it as a version without publishing it (for test calls).
 
     Raises FlowInvalid (nothing written) when the flow has any problem; a source identical to
-    an existing version returns that version.
+    an existing version (line endings aside) returns that version.
     """
+    text = normalized_source(text)
     flow = parse_flow(text, filename)
     with session.begin_nested() if session.in_transaction() else session.begin():
         _lock_flow_name(session, flow.name)

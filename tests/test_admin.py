@@ -135,6 +135,30 @@ def test_diff_against_the_published_version(admin_app: Flask) -> None:
     assert "+++ test-line version 2" in stored and "Hi there" in stored
 
 
+def test_crlf_from_the_browser_is_no_change_and_is_stored_as_lf(admin_app: Flask) -> None:
+    live = publish(admin_app, FLOW)
+    admin = signed_in(admin_app, "root")
+    from_a_textarea = FLOW.replace("\n", "\r\n")  # what browsers send for a textarea
+    diff = admin.post("/admin/flows/test-line/diff", data={"source": from_a_textarea})
+    assert diff.get_data(as_text=True) == "no differences\n"
+    changed = from_a_textarea.replace("{en: Hello, de: Hallo}", "{en: Hi there, de: Hallo}")
+    diff = admin.post("/admin/flows/test-line/diff", data={"source": changed}).get_data(
+        as_text=True)
+    assert [line for line in diff.splitlines() if line.startswith(("-", "+"))] == [
+        "--- test-line version 1", "+++ test-line (editor)",
+        "-  hello: {type: say, text: {en: Hello, de: Hallo}, next: lang}",
+        "+  hello: {type: say, text: {en: Hi there, de: Hallo}, next: lang}"]
+    assert admin.post("/admin/flows/test-line/draft",
+                      data={"source": from_a_textarea}).status_code == 303
+    assert admin.post("/admin/flows/test-line/publish",
+                      data={"source": changed}).status_code == 303
+    with admin_app.extensions["ivr.sessions"]() as session:
+        versions = session.scalars(select(FlowVersion).order_by(FlowVersion.number)).all()
+        assert [v.number for v in versions] == [1, 2]  # the CRLF copy of v1 is v1
+        assert versions[0].id == live.id
+        assert "\r" not in versions[1].source and "Hi there" in versions[1].source
+
+
 def test_publish_records_who_and_an_invalid_flow_keeps_the_live_one(admin_app: Flask) -> None:
     first = publish(admin_app, FLOW, by="cli")
     admin = signed_in(admin_app, "root")

@@ -28,6 +28,7 @@ from callbacks.flowstore import (
     PublishedFlow,
     UnknownVersion,
     list_versions,
+    normalized_source,
     publication_history,
     publish_flow,
     rollback_flow,
@@ -134,8 +135,9 @@ def diff(name: str) -> Response:
         posted, label = draft.source, f"{name} version {draft.number}"
     else:
         label = f"{name} (editor)"
-    lines = difflib.unified_diff(base.source.splitlines(keepends=True),
-                                 posted.splitlines(keepends=True),
+    # Line endings are not changes: a browser's textarea sends CRLF, versions hold LF.
+    lines = difflib.unified_diff(normalized_source(base.source).splitlines(keepends=True),
+                                 normalized_source(posted).splitlines(keepends=True),
                                  fromfile=f"{name} version {base.number}", tofile=label)
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
     return Response(text or "no differences\n", mimetype="text/plain")
@@ -148,7 +150,7 @@ def _newest(name: str) -> FlowVersion | None:
 
 def _posted_flow(name: str) -> tuple[str, str, list[FlowError]]:
     """The editor's text and filename, and its problems (including a renamed flow)."""
-    source = request.form.get("source", "")
+    source = normalized_source(request.form.get("source", ""))
     current = _version(name)
     filename = request.form.get("filename") or (current.filename if current else f"{name}.yaml")
     try:
