@@ -271,13 +271,24 @@ def _retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+_PHONE_NUMBER: Final = re.compile(r"\+?\d(?:[ ()./-]{0,2}\d){5,}")
+"""Six or more digits, maybe with a '+' and separators: a phone number as Twilio quotes it."""
+
+
+def redact_numbers(text: str) -> str:
+    """`text` with every phone number replaced by '[number]' (Twilio's messages quote them,
+    and these messages reach logs and ticket histories)."""
+    return _PHONE_NUMBER.sub("[number]", text)
+
+
 def _rest_error(action: str, exc: TwilioRestException | TwilioServiceException) -> TelephonyError:
-    # Twilio's message may quote the phone number; the code says the same without it.
     status = int(exc.status)
     code = exc.code if isinstance(exc.code, int) else None
     more = f", error {code} (https://www.twilio.com/docs/errors/{code})" if code else ""
     hint = "; check IVR_TWILIO_AUTH_TOKEN" if status in (401, 403) else ""
-    return TelephonyError(f"{action}: Twilio answered HTTP {status}{more}{hint}",
+    said = redact_numbers(str(getattr(exc, "msg", "") or "").strip())[:200]
+    quoted = f": {said}" if said else ""
+    return TelephonyError(f"{action}: Twilio answered HTTP {status}{more}{quoted}{hint}",
                           retryable=_retryable_status(status), status=status, code=code)
 
 

@@ -38,6 +38,9 @@ _API_PREFIX: Final = f"/{API_VERSION}/Accounts/"
 _ACCOUNT_IN_PATH: Final = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)(/|$)")
 _RECORDING_NAME: Final = re.compile(r"^(RE[0-9a-fA-F]{32})(?:\.([A-Za-z0-9]+))?$")
 _RECORDING_SID: Final = re.compile(r"^RE[0-9a-fA-F]{32}$")
+_E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_NOT_A_NUMBER: Final = ("client:", "sip:")
+"""Call targets that are not phone numbers (Twilio Client identities, SIP URIs)."""
 _AUDIO_TYPES: Final = {"wav": "audio/x-wav", "mp3": "audio/mpeg"}
 _EXTENSION_OF_TYPE: Final = {"audio/mpeg": "mp3", "audio/mp3": "mp3"}
 _ERROR_TITLES: Final = {400: "Bad Request", 401: "Authenticate", 403: "Forbidden",
@@ -294,6 +297,8 @@ def _create_message(account: str) -> Response:
     body = form.get("Body", "")
     if not to:
         return _error(400, 21604, "A 'To' phone number is required.")
+    if not _E164.match(to):
+        return _invalid_to(to)
     if not from_:
         return _error(400, 21603, "A 'From' phone number is required.")
     if not body and not form.get("MediaUrl") and not form.get("ContentSid"):
@@ -329,6 +334,8 @@ def _create_call(account: str) -> Response:
     url, twiml = form.get("Url"), form.get("Twiml")
     if not to:
         return _error(400, 21201, "No 'To' number is specified")
+    if not to.startswith(_NOT_A_NUMBER) and not _E164.match(to):
+        return _invalid_to(to)
     if not from_:
         return _error(400, 21213, "No 'From' number is specified")
     if not url and not twiml and not form.get("ApplicationSid"):
@@ -449,6 +456,11 @@ def _error(status: int, code: int, message: str, detail: str | None = None) -> R
     if detail:
         body["detail"] = detail
     return _json(body, status)
+
+
+def _invalid_to(to: str) -> Response:
+    """Twilio's answer to a malformed 'To' number, which quotes the number as Twilio does."""
+    return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
 
 
 def _same(given: str, expected: str) -> bool:

@@ -317,6 +317,33 @@ def test_send_sms_errors_say_whether_to_retry(standin, settings, status, retryab
     assert standin.messages() == []
 
 
+BAD_NUMBER = "+49301234567890123"
+"""Too long for E.164: Twilio answers 21211 and quotes the number in its message."""
+
+
+@pytest.mark.parametrize("action", ["sms", "call"])
+def test_twilio_quoting_a_phone_number_never_reaches_the_error_message(standin, settings,
+                                                                       action):
+    raw = Client(ACCOUNT, TOKEN)
+    raw.api.base_url = standin.url
+    with pytest.raises(Exception) as quoted:  # the stand-in quotes it, as Twilio does
+        raw.messages.create(to=BAD_NUMBER, from_=SMS_FROM, body="hi")
+    assert BAD_NUMBER in str(getattr(quoted.value, "msg", ""))
+
+    with pytest.raises(TelephonyError, match="21211") as error:
+        if action == "sms":
+            send_sms(settings, BAD_NUMBER, "hi")
+        else:
+            place_call(settings, BAD_NUMBER, SMS_FROM, "https://ivr.example.test/dial/7")
+
+    message = str(error.value)
+    assert "is not a valid phone number" in message  # Twilio's words are kept...
+    assert "The 'To' number [number] is" in message  # ...with the number cut out
+    assert "1234567890123" not in message and "+49" not in message
+    assert error.value.retryable is False and error.value.status == 400
+    assert standin.messages() == [] and standin.calls() == []
+
+
 def test_send_sms_rejected_by_twilio_is_permanent(settings):
     with pytest.raises(TelephonyError, match="21604") as error:
         send_sms(settings, "", "hi")
