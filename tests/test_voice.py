@@ -190,6 +190,25 @@ def test_speech_reaches_the_branch(open_app: Flask) -> None:
     assert said(phone.say("my VPN is broken"))[0] == "Restart the VPN client."
 
 
+def test_over_long_input_is_stored_cut_with_a_note_and_the_call_goes_on(open_app: Flask) -> None:
+    phone = Phone(open_app.test_client(), caller="+44" + "2" * 5000)
+    phone.dial_in()
+    phone.press("1")
+    phone.press("1" * 10_000)  # an invalid option: the menu asks again
+    twiml = phone.say("my VPN is broken " + "x" * 200_000)
+    assert said(twiml)[0] == "Restart the VPN client."  # the words that were kept still route
+    with open_app.extensions["ivr.sessions"]() as session:
+        call = session.scalar(select(Call))
+        assert call is not None and len(call.caller) <= 64 and len(call.called) <= 64
+        inputs = [step.input for step in session.scalars(
+            select(CallStep).order_by(CallStep.seq)) if step.input]
+    assert inputs[0] == "1"
+    assert inputs[1] == "1" * 64 + " [cut: 10000 characters received, 64 kept]"
+    assert inputs[2].startswith("speech:my VPN is broken xxx")
+    assert inputs[2].endswith(" [cut: 200017 characters received, 1000 kept]")
+    assert len(inputs[2]) < 1100
+
+
 def test_german_caller_hears_german(open_app: Flask) -> None:
     phone = Phone(open_app.test_client())
     phone.dial_in()

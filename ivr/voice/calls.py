@@ -37,6 +37,7 @@ from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
 from callbacks.workqueue.dialer import dial_when_due
 from ivr.db import call_log, get_session, once_more_if_dropped
+from ivr.voice.form_limits import with_cut_note
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import CallState, apology, render_xml, spoken, twiml_response
@@ -246,11 +247,11 @@ def caller_input() -> Response:
     form = request.form
     event: Event
     if form.get("Digits"):
-        event, given = Digits(form["Digits"]), form["Digits"]
+        event, given = Digits(form["Digits"]), with_cut_note("Digits", form["Digits"])
     elif form.get("SpeechResult"):
         confidence = form.get("Confidence")
         event = Speech(form["SpeechResult"], float(confidence) if confidence else None)
-        given = "speech:" + form["SpeechResult"]
+        given = "speech:" + with_cut_note("SpeechResult", form["SpeechResult"])
     else:
         event, given = NoInput(), None
     return _advance(state, event, "input" if given else "silence", given)

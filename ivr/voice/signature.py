@@ -8,6 +8,8 @@ import logging
 from flask import Flask, abort, current_app, request
 from twilio.request_validator import RequestValidator
 
+from ivr.voice.form_limits import cap_form
+
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +68,8 @@ class _Params(dict[str, list[str]]):
 
 def reject_unless_signed(required: str) -> None:
     """For Twilio's routes: 403 unless Twilio signed the request, 400 without the `required`
-    parameter (CallSid, MessageSid); nothing is written either way."""
+    parameter (CallSid, MessageSid); nothing is written either way. Then over-long fields
+    are cut to their limits (ivr/voice/form_limits.py)."""
     if not signed_by_twilio():
         log.warning("rejected unsigned or forged webhook to %s", request.path)
         abort(403)
@@ -75,3 +78,4 @@ def reject_unless_signed(required: str) -> None:
         abort(400, f"{required} is missing")
     if len(value) > MAX_SID_LENGTH:
         abort(400, f"{required} is too long")
+    cap_form()
