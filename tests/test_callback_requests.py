@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, func, select
 
 from callbacks.workqueue.callback_requests import (
     CallbackAsk,
@@ -180,3 +184,82 @@ def test_the_place_in_line_follows_deadlines_and_a_join_updates_number_and_windo
         assert request.available_at == NOW + timedelta(hours=6)
         assert request.due_at == NOW + timedelta(hours=6)  # never before the window opens
     assert places == {second: 1, third: 2, first: 3}  # its own later window moved it back
+
+
+def test_a_row_another_claimer_holds_is_skipped_not_waited_for(app: Flask) -> None:
+    first, second = add(app, ask("+4915100000021", "P1", timedelta(minutes=15)),
+                        ask("+4915100000022", "P3", timedelta(hours=4)))
+    taken: list[CallbackRequest | None] = []
+    holder = app.extensions["ivr.engine"].connect()
+    holding = holder.begin()
+    try:
+        # Another claimer's transaction holds the most urgent row (as mid-claim).
+        locked = holder.execute(select(CallbackRequest.id).where(CallbackRequest.id == first)
+                                .with_for_update()).scalar_one()
+        assert locked == first
+        claimer = threading.Thread(target=lambda: taken.append(claim(app, "agent-2")))
+        claimer.start()
+        claimer.join(timeout=10)
+        blocked = claimer.is_alive()
+    finally:
+        holding.rollback()
+        holder.close()
+    claimer.join(timeout=10)
+    assert not blocked, "the second claimer waited for the held row instead of skipping it"
+    assert taken and taken[0] is not None and taken[0].id == second
+    after = claim(app, "agent-3")  # once released, the held row is there to take
+    assert after is not None and after.id == first
+
+
+SLA = {"P1": timedelta(minutes=15), "P2": timedelta(hours=1), "P3": timedelta(hours=4),
+       "P4": timedelta(hours=24)}
+waiting_request = st.fixed_dictionaries({
+    "priority": st.sampled_from(sorted(SLA)),
+    "asked_minutes_ago": st.integers(0, 3 * 24 * 60),
+    "window_in_minutes": st.one_of(st.none(), st.integers(-600, 600)),
+    "snooze_minutes": st.one_of(st.none(), st.integers(1, 600)),
+})
+
+
+@settings(max_examples=int(os.environ.get("IVR_ORDER_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=st.lists(waiting_request, min_size=1, max_size=12),
+       later_minutes=st.integers(1, 700))
+def test_claims_follow_deadlines_like_a_plain_sort(app: Flask, requests: list[dict[str, Any]],
+                                                   later_minutes: int) -> None:
+    from callbacks.desk import snooze_callback
+    from callbacks.workqueue.agents import Agent
+
+    with app.extensions["ivr.sessions"]() as session:
+        session.execute(delete(CallbackRequest))
+        snoozer = session.scalar(select(Agent).where(Agent.username == "snoozer")) or Agent(
+            username="snoozer", password_hash="")
+        session.add(snoozer)
+        session.commit()
+    expected: dict[int, tuple[datetime, datetime]] = {}  # id -> (due, may be dialled from)
+    for n, wish in enumerate(requests):
+        asked = NOW - timedelta(minutes=wish["asked_minutes_ago"])
+        due, opens = asked + SLA[wish["priority"]], asked
+        if wish["window_in_minutes"] is not None:  # the caller chose a window
+            opens = NOW + timedelta(minutes=wish["window_in_minutes"])
+            due = max(due, opens)  # never due before the window opens
+        (request_id,) = add(app, CallbackAsk(
+            caller=f"+49151{n:08d}", category="network", language="en",
+            priority=wish["priority"], reasons="", call_sid=f"CA{n:032d}", due_at=due,
+            available_at=opens))
+        if wish["snooze_minutes"] is not None:  # an agent snoozed it from the console
+            opens = NOW + timedelta(minutes=wish["snooze_minutes"])
+            with app.extensions["ivr.sessions"]() as session:
+                snooze_callback(session, request_id, opens, session.merge(snoozer), now=NOW)
+        expected[request_id] = (due, opens)
+
+    later = NOW + timedelta(minutes=later_minutes)
+    for moment in (NOW, later):
+        reference = sorted((due, request_id) for request_id, (due, opens) in expected.items()
+                           if opens <= moment)
+        claimed = []
+        while (taken := claim(app, "agent-1", moment)) is not None:
+            claimed.append(taken.id)
+        assert claimed == [request_id for _, request_id in reference], moment
+        for request_id in claimed:
+            del expected[request_id]
