@@ -17,7 +17,12 @@ from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.calllog import StepRecord, record_status
-from callbacks.flowstore import PublishedLookup, cached_version, compiled_version
+from callbacks.flowstore import (
+    PublishedLookup,
+    UnknownVersion,
+    cached_version,
+    compiled_version,
+)
 from callbacks.queues import enqueue_ticket_sms, enqueue_voicemail, redis_connection
 from callbacks.survey import (
     KEYPAD_QUESTIONS,
@@ -37,14 +42,14 @@ from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
 from callbacks.workqueue.dialer import dial_when_due
 from ivr.db import call_log, get_session, once_more_if_dropped
-from ivr.voice.form_limits import with_cut_note
+from ivr.voice.form_limits import confidence, small_number, with_cut_note
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
 from routing.callback_texts import queued_announcement
-from routing.engine import BrokenFlowError, CompiledFlow
+from routing.engine import BrokenFlowError, CompiledFlow, UnexpectedEvent
 from routing.flow import CallbackNode, TransferNode, VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
@@ -96,6 +101,15 @@ def _apology_response() -> Response:
     return twiml_response(apology(language, f"/voice/recording?{state}", f"/voice/saved?{state}"))
 
 
+class BadPosition(ValueError):
+    """The call's position in the URL is not one the line wrote (a version, node, language or
+    step that does not exist, or an event that does not fit the node)."""
+
+
+FOREIGN_POSITION = (BadPosition, UnexpectedEvent, UnknownVersion)
+"""What a URL the line never wrote raises: the caller gets the apology, the log a warning."""
+
+
 def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
     """Turn any exception in a webhook into an apology with a voicemail, never an error."""
 
@@ -105,6 +119,13 @@ def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
     def answered() -> Response:
         try:
             return view_again_if_dropped()
+        except FOREIGN_POSITION as foreign:
+            log.warning("webhook %s: %s; caller offered voicemail", request.path, foreign)
+            try:
+                get_session().rollback()
+            except Exception:
+                log.exception("rollback after webhook failure failed")
+            return _apology_response()
         except Exception:
             log.exception("webhook %s failed; caller offered voicemail", request.path)
             try:
@@ -122,12 +143,17 @@ def _compiled(version_id: int) -> CompiledFlow:
 
 
 def _state() -> CallState:
+    """The call's position from the action URL; BadPosition if the line never wrote it."""
     args = request.args
+    version, attempt, seq = (small_number(args.get(name, default))
+                             for name, default in (("v", ""), ("a", "0"), ("s", "1")))
+    if version is None or attempt is None or seq is None or not (args.get("n")
+                                                                 and args.get("l")):
+        raise BadPosition(f"no call position in {request.query_string[:200]!r}")
     return CallState(
-        version_id=int(args["v"]),
-        position=Position(args["n"], args["l"], int(args.get("a", 0)), args.get("c", ""),
-                          args.get("w", "")),
-        seq=int(args.get("s", 1)),
+        version_id=version,
+        position=Position(args["n"], args["l"], attempt, args.get("c", ""), args.get("w", "")),
+        seq=seq,
     )
 
 
@@ -218,10 +244,10 @@ def incoming_call() -> Response:
 def test_call() -> Response:
     """A test call from the admin simulator: starts version `v` (published or a draft) in
     language `l` if the flow has it; signed like every voice route, so Twilio-or-admin only."""
-    version = request.args.get("v", "")
-    if not version.isdigit():
-        raise LookupError("a test call names its flow version: /voice/test?v=<id>")
-    return _start_call(int(version), request.args.get("l", ""))
+    version = small_number(request.args.get("v", ""))
+    if version is None:
+        raise BadPosition("a test call names its flow version: /voice/test?v=<id>")
+    return _start_call(version, request.args.get("l", ""))
 
 
 def _start_call(version_id: int, language: str | None) -> Response:
@@ -249,8 +275,7 @@ def caller_input() -> Response:
     if form.get("Digits"):
         event, given = Digits(form["Digits"]), with_cut_note("Digits", form["Digits"])
     elif form.get("SpeechResult"):
-        confidence = form.get("Confidence")
-        event = Speech(form["SpeechResult"], float(confidence) if confidence else None)
+        event = Speech(form["SpeechResult"], confidence(form.get("Confidence")))
         given = "speech:" + with_cut_note("SpeechResult", form["SpeechResult"])
     else:
         event, given = NoInput(), None
@@ -334,6 +359,10 @@ def survey_answer() -> Response:
     """A survey key: kept (once) with the call's ticket and agent, then the next question."""
     try:
         return _survey_step()
+    except FOREIGN_POSITION as foreign:
+        log.warning("survey step %s: %s; the caller hears goodbye", request.path, foreign)
+        get_session().rollback()
+        return twiml_response(spoken(keypad_text("goodbye", _language()), _language()))
     except Exception:
         log.exception("survey step %s failed; the caller hears goodbye", request.path)
         get_session().rollback()
@@ -345,7 +374,7 @@ def _survey_step() -> Response:
     state = _state()
     question, language = request.args.get("q", ""), state.position.language
     if question not in KEYPAD_QUESTIONS:
-        raise ValueError(f"unknown survey question {question!r}")
+        raise BadPosition(f"unknown survey question {question[:40]!r}")
     flow = _compiled(state.version_id).flow
     digits = request.form.get("Digits", "")
     score = parse_score(digits) if len(digits) == 1 else None
@@ -378,8 +407,7 @@ def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Re
 def recording_status() -> Response:
     """Twilio's recording-status callback: the voicemail row exists from here on, once."""
     args = request.args
-    version = args.get("v")
-    _receive_voicemail(int(version) if version and version.isdigit() else None,
+    _receive_voicemail(small_number(args.get("v", "")),
                        Position(args.get("n", ""), _language()))
     return twiml_response(VoiceResponse())
 
@@ -402,7 +430,7 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
             recording_sid=form["RecordingSid"],
             call_sid=form["CallSid"],
             recording_url=form["RecordingUrl"],
-            duration_seconds=int(duration) if duration.isdigit() else 0,
+            duration_seconds=small_number(duration, 7) or 0,
             flow_version_id=version_id,
             node=position.node,
             language=position.language,
@@ -453,7 +481,7 @@ def call_status() -> Response:
         abort(400, "CallStatus is not one of Twilio's call statuses")
     session = get_session()
     record_status(session, form.get("CallSid", ""), status,
-                  int(duration) if duration.isdigit() and len(duration) <= 7 else None,
+                  small_number(duration, 7),
                   caller=form.get("From", ""), called=form.get("To", ""))
     session.commit()
     return twiml_response(VoiceResponse())

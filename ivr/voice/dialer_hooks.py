@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callbacks import runtime
 from callbacks.workqueue.dialer import agent_answered, agent_call_ended, caller_dial_ended
 from ivr.db import get_session, once_more_if_dropped
+from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import twiml_response
 
@@ -31,12 +32,14 @@ AGENT_VOICE = {"language": "en-US"}
 def only_twilio() -> None:
     """403 unless Twilio signed it; 400 without a CallSid or attempt; nothing written."""
     reject_unless_signed("CallSid")
-    if not request.args.get("attempt", "").isdigit():
+    if small_number(request.args.get("attempt", "")) is None:
         abort(400, "attempt is missing")
 
 
 def _attempt_id() -> int:
-    return int(request.args["attempt"])
+    attempt = small_number(request.args["attempt"])
+    assert attempt is not None  # only_twilio refused the request otherwise
+    return attempt
 
 
 def _speaks_to_agent(view: Callable[[], Response]) -> Callable[[], Response]:
@@ -87,7 +90,7 @@ def bridge_ended() -> Response:
     duration = form.get("DialCallDuration", "")
     outcome = caller_dial_ended(get_session(), runtime.settings(), _attempt_id(),
                                 form.get("DialCallStatus", "failed"),
-                                int(duration) if duration.isdigit() else None)
+                                small_number(duration, 7))
     response = VoiceResponse()
     if outcome is not None and outcome.outcome != "completed":
         if outcome.request_status == "unreachable":

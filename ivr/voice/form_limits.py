@@ -8,6 +8,7 @@ typed or said keeps a note in the call log that it was cut, and how long it was.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from flask import g, request
@@ -29,18 +30,22 @@ OTHER_FIELD_LIMIT: Final = 4096
 
 
 def cap_form() -> None:
-    """Cut the current request's over-long form fields (remembering their original lengths)."""
+    """Cut the current request's over-long form fields (remembering their original lengths)
+    and drop NUL characters, which PostgreSQL's text cannot hold."""
     form = request.form
     cut: dict[str, int] = {}
+    nul = False
     for name, value in form.items(multi=True):
         if len(value) > FIELD_LIMITS.get(name, OTHER_FIELD_LIMIT):
             cut[name] = max(cut.get(name, 0), len(value))
-    if not cut:
+        nul = nul or "\x00" in value
+    if not cut and not nul:
         return
-    capped = [(name, value[:FIELD_LIMITS.get(name, OTHER_FIELD_LIMIT)])
+    capped = [(name, value.replace("\x00", "")[:FIELD_LIMITS.get(name, OTHER_FIELD_LIMIT)])
               for name, value in form.items(multi=True)]
     request.__dict__["form"] = ImmutableMultiDict(capped)  # werkzeug caches `form` there
-    g.cut_fields = cut
+    if cut:
+        g.cut_fields = cut
 
 
 def with_cut_note(name: str, value: str) -> str:
@@ -49,3 +54,18 @@ def with_cut_note(name: str, value: str) -> str:
     if received is None:
         return value
     return f"{value} [cut: {received} characters received, {FIELD_LIMITS[name]} kept]"
+
+
+def small_number(text: str, digits: int = 9) -> int | None:
+    """`text` as a whole number of at most `digits` ASCII digits (fits any integer column),
+    else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
+def confidence(text: str | None) -> float | None:
+    """Twilio's speech Confidence (0.0-1.0), or None when missing or not such a number."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None

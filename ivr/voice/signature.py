@@ -76,6 +76,6 @@ def reject_unless_signed(required: str) -> None:
     value = request.form.get(required)
     if not value:
         abort(400, f"{required} is missing")
-    if len(value) > MAX_SID_LENGTH:
-        abort(400, f"{required} is too long")
+    if len(value) > MAX_SID_LENGTH or not value.isascii() or not value.isprintable():
+        abort(400, f"{required} is not a Twilio SID")
     cap_form()
