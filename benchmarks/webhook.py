@@ -211,7 +211,7 @@ def caller(load: Load, slot: int, tally: Tally) -> None:
     """One caller: calls one after another until the phase ends; paced when load.rate > 0."""
     rng = random.Random(load.seed * 1_000_003 + slot)
     key = load.token.encode()
-    base = f"http://{HOST}:{load.port}"
+    base = f"https://{HOST}:{load.port}"  # the URL signed: TLS ends in front of the app
     perf = time.perf_counter
     end = load.start_at + load.seconds
     paced = load.rate > 0
@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_args += ["--threads", str(args.threads)]
     switch = ({"IVR_GIL_SWITCH_SECONDS": str(args.switch_interval)}
               if args.switch_interval is not None else {})
-    token = "bench-" + uuid.uuid4().hex
+    token = uuid.uuid4().hex  # shaped like a Twilio auth token, as production insists
     servers: list[Server] = []
     database_url = database_url_for(args.admin_url)
     created = False
@@ -698,7 +698,8 @@ def main(argv: list[str] | None = None) -> int:
             "IVR_SECRET_KEY": uuid.uuid4().hex * 2,
             "IVR_DATABASE_URL": database_url,
             "IVR_TWILIO_AUTH_TOKEN": token,
-            "IVR_PUBLIC_BASE_URL": f"http://{HOST}:{app_port}",
+            "IVR_PUBLIC_BASE_URL": f"https://{HOST}:{app_port}",
+            "IVR_METRICS_PRIVATE": "true",
             "IVR_LOG_LEVEL": "WARNING",
             "IVR_INSTANCE_PATH": str(tmp),
             **switch,

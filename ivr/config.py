@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -55,7 +57,19 @@ DEFAULTS: dict[str, Any] = {
     "SURVEY": True,  # satisfaction survey: true, false, or flow names for the keypad survey
     "DISPLAY_TIMEZONE": "",  # the console's times; empty: the published flow's calendar, else UTC
     "METRICS_TOKEN": "",  # bearer token for GET /metrics; empty: open (firewall it instead)
+    "METRICS_PRIVATE": False,  # true: /metrics is only reachable on a private address
 }
+
+ENVIRONMENTS = ("development", "test", "production")
+AUTH_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+"""Twilio's auth tokens: 32 lower-case hex digits (they also sign every webhook)."""
+API_KEY_SECRET = re.compile(r"^[0-9A-Za-z]{32}$")
+"""An API key's secret looks alike but cannot check webhook signatures."""
+ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+MIN_METRICS_TOKEN = 16
+HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+                  r"|^[0-9a-f:.]+$")
+"""A DNS name or an IP address (urlsplit gives host names in lower case)."""
 
 
 class ConfigError(RuntimeError):
@@ -108,19 +122,63 @@ def redis_address(config: Any) -> str:
 
 def check_config(config: dict[str, Any]) -> None:
     """Refuse settings that cannot work, and settings that are unsafe in production."""
+    if config["ENV"] not in ENVIRONMENTS:
+        # A typo must not fall back to development, with its public token and secret key.
+        raise ConfigError(f"IVR_ENV must be exactly one of {', '.join(ENVIRONMENTS)} "
+                          f"(lower case, no spaces), not {config['ENV']!r}")
     if config.get("LOG_FORMAT", "text") not in LOG_FORMATS:
         raise ConfigError(f"IVR_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
                           f"not {config['LOG_FORMAT']!r}")
-    if config["ENV"] != "production":
-        return
+    if not isinstance(config.get("METRICS_PRIVATE", False), bool):
+        raise ConfigError("IVR_METRICS_PRIVATE must be true or false, not "
+                          f"{config['METRICS_PRIVATE']!r}")
+    if config["ENV"] == "production":
+        check_production(config)
+
+
+def check_production(config: dict[str, Any]) -> None:
+    """Production: no default or guessable secret, real Twilio credentials, https, /metrics
+    behind a token or on a private address."""
     if config["SECRET_KEY"] == DEFAULT_SECRET_KEY or len(str(config["SECRET_KEY"])) < 16:
         raise ConfigError("IVR_SECRET_KEY must be set to a long random value in production")
-    if config["TWILIO_AUTH_TOKEN"] == DEFAULT_AUTH_TOKEN:
-        raise ConfigError("IVR_TWILIO_AUTH_TOKEN must be the account's auth token in production")
+    token = config["TWILIO_AUTH_TOKEN"]
+    if not isinstance(token, str) or not AUTH_TOKEN.match(token):
+        looks_like_key = isinstance(token, str) and API_KEY_SECRET.match(token)
+        raise ConfigError(
+            "IVR_TWILIO_AUTH_TOKEN must be the account's auth token in production (32 "
+            "lower-case hex characters, from the Twilio console's Account Info)"
+            + ("; an API key secret cannot check Twilio's webhook signatures"
+               if looks_like_key else ""))
+    if not ACCOUNT_SID.match(str(config["TWILIO_ACCOUNT_SID"])) or (
+            config["TWILIO_ACCOUNT_SID"] == DEFAULTS["TWILIO_ACCOUNT_SID"]):
+        raise ConfigError("IVR_TWILIO_ACCOUNT_SID must be the account's SID (AC + 32 hex "
+                          "characters) in production")
     if not config["VALIDATE_SIGNATURE"]:
         raise ConfigError("IVR_VALIDATE_SIGNATURE cannot be turned off in production")
-    if not config["PUBLIC_BASE_URL"]:
-        raise ConfigError("IVR_PUBLIC_BASE_URL must be the URL Twilio calls (https://...)")
+    url = str(config["PUBLIC_BASE_URL"] or "")
+    if not is_https_url(url):
+        raise ConfigError("IVR_PUBLIC_BASE_URL must be the https:// URL Twilio calls in "
+                          f"production (for example https://support.example.com), not {url!r}")
+    metrics_token = str(config.get("METRICS_TOKEN") or "")
+    if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
+        raise ConfigError(f"IVR_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
+    if not metrics_token and not config.get("METRICS_PRIVATE"):
+        raise ConfigError("set IVR_METRICS_TOKEN (Prometheus sends it as a bearer token), or "
+                          "IVR_METRICS_PRIVATE=true if /metrics is only reachable on a private "
+                          "port or address")
+
+
+def is_https_url(url: str) -> bool:
+    """Whether `url` is an absolute https:// URL of a host (a path is allowed; no user, query
+    or fragment)."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return False
+    return (parts.scheme == "https" and port_ok and bool(HOST.match(parts.hostname or ""))
+            and parts.username is None and not parts.query and not parts.fragment
+            and url == url.strip() and "@" not in parts.netloc)
 
 
 def _sqlalchemy_url(url: str) -> str:

@@ -27,7 +27,8 @@ from benchmarks.chaos_stack import RedisProcess, free_port, psycopg_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FLOW = ROOT / "flows" / "it-support.yaml"
-AUTH_TOKEN = "test-auth-token-5f2a9c0e7b1d4e6f"
+AUTH_TOKEN = "5f2a9c0e7b1d4e6f0123456789abcdef"
+"""Shaped like Twilio's auth tokens (32 hex digits), which production insists on."""
 PUBLIC_BASE_URL = "https://support.example.test"
 STANDIN_ACCOUNT_SID = "AC" + "7" * 32
 LINE = "+493012345678"

@@ -6,15 +6,12 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from callbacks.workqueue.callback_requests import CallbackRequest, claim_next_callback
 from ivr import create_app
 from ivr.cli import main
-from ivr.config import ConfigError
 from tests.conftest import AUTH_TOKEN, DEMO_FLOW, PUBLIC_BASE_URL
 from tests.test_voice import FLOW, OPEN, Phone, said
 
@@ -109,25 +106,3 @@ def test_the_embedded_sqlite_default_migrates_and_answers_calls(tmp_path: Path) 
     with app.extensions["ivr.sessions"]() as session:
         assert claim_next_callback(session, "agent-2", OPEN + timedelta(minutes=1)) is None
     app.extensions["ivr.engine"].dispose()
-
-
-@pytest.mark.parametrize("setting", [
-    {},
-    {"SECRET_KEY": "x" * 40},
-    {"SECRET_KEY": "x" * 40, "TWILIO_AUTH_TOKEN": "real-token-abcdef"},
-    {"SECRET_KEY": "x" * 40, "TWILIO_AUTH_TOKEN": "real-token-abcdef",
-     "PUBLIC_BASE_URL": "https://support.example.test", "VALIDATE_SIGNATURE": False},
-])
-def test_production_refuses_unsafe_defaults(setting: dict[str, object],
-                                            tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
-        create_app({"ENV": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-                    **setting})
-
-
-def test_production_starts_with_real_settings(tmp_path: Path) -> None:
-    app: Flask = create_app({
-        "ENV": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-        "SECRET_KEY": "x" * 40, "TWILIO_AUTH_TOKEN": "real-token-abcdef",
-        "PUBLIC_BASE_URL": "https://support.example.test"})
-    assert app.config["VALIDATE_SIGNATURE"] is True

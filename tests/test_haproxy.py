@@ -142,7 +142,7 @@ def test_the_shipped_haproxy_config_balances_two_web_processes_over_tls(
     pem, cert = certificate(tmp_path)
     # Every web process: the public https URL Twilio signs, one proxy hop in front.
     env = line_environment(database_url, redis_url, standin.url, SECRET_KEY=SECRET_KEY,
-                           ENV="production", SMS_FROM=CALLBACK_LINE,
+                           ENV="production", SMS_FROM=CALLBACK_LINE, METRICS_PRIVATE="true",
                            PUBLIC_BASE_URL=public_url, PROXY_HOPS="1")
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would win over the session's own setting

@@ -193,6 +193,7 @@ def test_the_log_format_defaults_to_json_in_production(
 
     app = Flask("probe")
     production = {"SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                  "TWILIO_ACCOUNT_SID": "AC" + "7" * 32, "METRICS_PRIVATE": True,
                   "PUBLIC_BASE_URL": "https://support.example.test"}
     config.load_config(app, {**production, "ENV": env, "LOG_FORMAT": given,
                              "DATABASE_URL": database_url})

@@ -46,6 +46,9 @@ from tests.voicemail_helpers import KOREAN_FLOW, LINE, telephone_wav
 pytestmark = pytest.mark.server
 
 CALLBACK_LINE = "+493012345679"
+PUBLIC_URL = "https://support.example.test"
+"""What Twilio signs: TLS ends in front of the balancer in production (IVR_ENV=production
+insists on https), while the test's balancer speaks plain HTTP on loopback."""
 CALLBACK_FLOW = f"""\
 name: callback-line
 languages: [en]
@@ -171,13 +174,15 @@ def place_calls(balancer_url: str, standin: StandinServer, tmp_path: Path) -> No
             wav.write_bytes(telephone_wav(clips()[1 + n].path))  # the three shortest clips
             simulator = Simulator(balancer_url, AUTH_TOKEN, caller=f"+8210123456{n:02d}",
                                   called=LINE, account_sid=STANDIN_ACCOUNT_SID,
+                                  public_base_url=PUBLIC_URL,
                                   recording_base_url=standin.url, upload_recordings=True)
             transcript = simulator.run(ScriptedCaller([f"wav:{wav}"]))
             assert not transcript.failed, transcript.failures
             assert "접수 번호는 1 0 0" in " ".join(transcript.said())
         if n < CALLBACKS:
             simulator = Simulator(balancer_url, AUTH_TOKEN, caller=f"+4915112345{n:03d}",
-                                  called=CALLBACK_LINE, account_sid=STANDIN_ACCOUNT_SID)
+                                  called=CALLBACK_LINE, account_sid=STANDIN_ACCOUNT_SID,
+                                  public_base_url=PUBLIC_URL)
             transcript = simulator.run(ScriptedCaller(["1"]))
             assert not transcript.failed, transcript.failures
             assert "We will call you back." in transcript.said()
@@ -219,9 +224,9 @@ def run_workload(app: Flask, standin: StandinServer, env: dict[str, str], tmp_pa
     publish(app, KOREAN_FLOW)
     publish(app, CALLBACK_FLOW)
     balancer = RoundRobinBalancer()
-    # Identical in every process: public URL (the balancer's), secret key, auth token
+    # Identical in every process: public URL (what Twilio signs), secret key, auth token
     # (gunicorn_server adds it), database and Redis. The balancer adds X-Forwarded-For.
-    env = {**env, "IVR_PUBLIC_BASE_URL": balancer.url, "IVR_PROXY_HOPS": "1"}
+    env = {**env, "IVR_PUBLIC_BASE_URL": PUBLIC_URL, "IVR_PROXY_HOPS": "1"}
     expected_tickets = VOICEMAILS + CALLBACKS
     try:
         with contextlib.ExitStack() as stack:
@@ -257,7 +262,8 @@ def test_two_web_processes_and_two_workers_do_the_same_work_as_one_of_each(
     # SMS_FROM set: without it a ticket text takes its sender from the call log, which is
     # written behind the webhook and may not be there yet when a fast worker sends the text.
     env = line_environment(database_url, redis_url, standin.url, SECRET_KEY=SECRET_KEY,
-                           ENV="production", SMS_FROM=LINE, MAX_VOICEMAIL_SECONDS="90")
+                           ENV="production", SMS_FROM=LINE, MAX_VOICEMAIL_SECONDS="90",
+                           METRICS_TOKEN="scale-out-metrics-token")
 
     single, single_served, _, _ = run_workload(line_app, standin, env, tmp_path, 1, 1)
     empty_tables(line_app)
