@@ -18,7 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = HelpdeskApp(__name__, instance_path=os.environ.get("IVR_INSTANCE_PATH") or None)
     from callbacks import runtime
     from callbacks.settings import Settings
-    from ivr import auth, config, db, logs
+    from ivr import auth, config, db, logs, security_headers
     from ivr.cookies import CookieSessions
     from ivr.voice import calls, dialer_hooks, signature, sms_hooks
 
@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.configure(Settings.from_config(app.config))
     signature.init_app(app)
     auth.init_app(app)
+    security_headers.init_app(app)
     _load_callback_rules(app)
     for webhooks in (calls.bp, dialer_hooks.bp, sms_hooks.bp):
         auth.csrf.exempt(webhooks)  # Twilio signs these instead

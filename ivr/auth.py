@@ -43,7 +43,10 @@ class SignedIn(UserMixin):
 def init_app(app: Flask) -> None:
     """Sign-in, sessions and CSRF for the console, admin pages and API."""
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask defines the key as None, so setdefault would leave it unset: set it unless a
+    # deployment chose a value (Strict) itself.
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if app.config["ENV"] == "production":
         app.config["SESSION_COOKIE_SECURE"] = True
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)

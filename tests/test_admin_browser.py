@@ -31,6 +31,7 @@ from tests.test_console_browser import (  # noqa: F401 (fixtures)
     always_open,
     line_env,
     playwright_api,
+    policy_watch,
     standin,
     wait_for,
 )
@@ -104,6 +105,7 @@ def test_admin_edits_publishes_rolls_back_and_simulates(
     with (worker_process(worker_env, tmp_path / "worker.log"), playwright_api() as pw):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page()
+        violations = policy_watch(page)
         page.goto(base + "/console/sign-in")
         page.get_by_label("User name").fill("rita")
         page.get_by_label("Password").fill(PASSWORD)
@@ -170,6 +172,7 @@ def test_admin_edits_publishes_rolls_back_and_simulates(
         expect(log).to_contain_text("uploaded to the stand-in", timeout=10 * SECONDS)
         expect(log.locator(".sim-end")).to_contain_text("Call over")
         expect(log).to_contain_text("ticket")
+        assert violations == []
         browser.close()
 
         def transcribed() -> Ticket | None:

@@ -70,6 +70,35 @@ def playwright_api() -> Any:
     return _browser_or_skip()
 
 
+_REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  console.error("CSP violation: " + event.violatedDirective + " blocked " + event.blockedURI);
+});
+"""
+
+
+def policy_watch(page: Any) -> list[str]:
+    """What the page reports breaking the Content-Security-Policy, and script errors: every
+    page in these tests must work under the policy, so the list must stay empty."""
+    problems: list[str] = []
+    page.add_init_script(_REPORT_VIOLATIONS)
+
+    def console(message: Any) -> None:
+        if message.type == "error" and ("CSP violation" in message.text
+                                        or "Content Security Policy" in message.text):
+            problems.append(message.text)
+
+    def response(answer: Any) -> None:
+        if (answer.request.resource_type == "document" and answer.status < 300
+                and "content-security-policy" not in answer.headers):
+            problems.append(f"{answer.url} was served without a Content-Security-Policy")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("response", response)
+    return problems
+
+
 @pytest.fixture
 def standin() -> Iterator[StandinServer]:
     with StandinServer(ACCOUNT_SID, AUTH_TOKEN) as server:
@@ -143,6 +172,7 @@ def test_agent_calls_back_and_resolves_in_the_browser(
     with (worker_process(worker_env, tmp_path / "worker.log"), playwright_api() as pw):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page()
+        violations = policy_watch(page)
         sign_in(page, base)
         expect(page.get_by_test_id("agent-name")).to_have_text("Ana Lima")
         expect(page.locator(".agent-mode")).to_contain_text("preview")
@@ -193,6 +223,7 @@ def test_agent_calls_back_and_resolves_in_the_browser(
         status_sms = history.locator("li[data-kind=resolved] ~ li[data-kind=sms_sent]",
                                      has_text="resolved (")
         expect(status_sms).to_have_count(1, timeout=30 * SECONDS)
+        assert violations == []
         browser.close()
 
     with app.extensions["ivr.sessions"]() as session:
@@ -226,6 +257,7 @@ def test_sign_in_failure_csrf_audio_and_sign_out_in_the_browser(
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         context = browser.new_context()
         page = context.new_page()
+        violations = policy_watch(page)
 
         anonymous = context.request.get(audio_url, max_redirects=0)
         assert anonymous.status == 302 and "/console/sign-in" in anonymous.headers["location"]
@@ -253,4 +285,5 @@ def test_sign_in_failure_csrf_audio_and_sign_out_in_the_browser(
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         after = context.request.get(audio_url, max_redirects=0)
         assert after.status == 302
+        assert violations == []
         browser.close()

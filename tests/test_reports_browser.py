@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from tests.conftest import app_config, empty_tables, gunicorn_server
-from tests.test_console_browser import CHROMIUM, _browser_or_skip
+from tests.test_console_browser import CHROMIUM, _browser_or_skip, policy_watch
 from tests.test_reports import PASSWORD, RANGE, seed
 
 pytestmark = pytest.mark.server
@@ -57,6 +57,7 @@ def test_an_admin_sees_charts_of_the_seeded_range_and_the_csv_matches(
     with playwright_api() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page(accept_downloads=True)
+        violations = policy_watch(page)
         page.goto(base + "/console/sign-in")
         page.get_by_label("User name").fill("ana")
         page.get_by_label("Password").fill(PASSWORD)
@@ -86,6 +87,7 @@ def test_an_admin_sees_charts_of_the_seeded_range_and_the_csv_matches(
                 "calls", "average_score")]
             assert drawn["data"] == [[float(row[i]) if "." in row[i] else int(row[i])
                                       for row in body] for i in plotted], slug
+        assert violations == []
         browser.close()
 
 
