@@ -23,7 +23,7 @@ from callbacks.tickets.ticket import (
     open_ticket_for_callback,
 )
 from callbacks.voicemail import VoicemailAudio
-from callbacks.workqueue.agents import AVAILABILITY, Agent, set_availability
+from callbacks.workqueue.agents import CHOSEN_STATES, Agent, set_availability
 from callbacks.workqueue.attempts import CallbackAttempt, attempts_for
 from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 from callbacks.workqueue.dialer import enqueue_dial
@@ -213,13 +213,16 @@ def resolve_ticket(session: Session, ticket_id: int, note: str, by: Agent) -> Ti
 
 
 def change_availability(session: Session, agent: Agent, availability: str) -> Agent:
-    """An agent sets their state; becoming available lets the dialer give them the next call."""
+    """An agent sets their state (available, wrap-up, away); becoming available lets the dialer
+    give them the next call."""
     if availability == "on_call":
         raise DeskError("'on call' is set by the dialer")
+    if availability == "offline":
+        raise DeskError("you are offline once you sign out; choose away to pause")
     if agent.availability == "on_call":
         raise DeskError("you are on a call; your state changes when it ends")
-    if not set_availability(session, agent, availability):
-        raise DeskError(f"availability is one of {', '.join(AVAILABILITY)}")
+    if availability not in CHOSEN_STATES or not set_availability(session, agent, availability):
+        raise DeskError(f"availability is one of {', '.join(CHOSEN_STATES)}")
     session.commit()
     if availability == "available" and agent.dial_mode == "progressive":
         enqueue_dial(runtime.redis(), agent.id)

@@ -8,6 +8,7 @@ import callbacks.flowstore
 import callbacks.survey
 import callbacks.tickets.ticket
 import callbacks.voicemail
+import callbacks.workqueue.accounts
 import callbacks.workqueue.agents
 import callbacks.workqueue.attempts
 import callbacks.workqueue.callback_requests

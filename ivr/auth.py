@@ -11,11 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Request, abort
-from flask_login import LoginManager, UserMixin, current_user
+from flask import Flask, Request, abort, session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from callbacks.workqueue.agents import Agent, agent_for_token
+from callbacks.db import utcnow
+from callbacks.workqueue.agents import Agent, agent_for_token, end_sessions
 from ivr.db import get_session
 
 login_manager = LoginManager()
@@ -31,8 +32,10 @@ class SignedIn(UserMixin):
         self.by_token = by_token
 
     def get_id(self) -> str:
-        """The session's user id; a changed password (hash) signs every session out."""
-        return f"{self.agent.id}:{self.agent.password_hash[-12:]}"
+        """The session's user id with the agent's session version: signing out, a new
+        password, deactivation or an admin's "sign out everywhere" bump the version, and every
+        copy of an older session cookie stops working."""
+        return f"{self.agent.id}:{self.agent.session_version}"
 
     @property
     def is_admin(self) -> bool:
@@ -59,11 +62,12 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def _load_agent(user_id: str) -> SignedIn | None:
-    agent_id, _, stamp = user_id.partition(":")
-    if not agent_id.isdigit():
+    """The agent of a session cookie, if the session is still current (checked every request)."""
+    agent_id, _, version = user_id.partition(":")
+    if not (agent_id.isascii() and agent_id.isdigit() and len(agent_id) <= 9):
         return None
     agent = get_session().get(Agent, int(agent_id))
-    if agent is None or not agent.active or agent.password_hash[-12:] != stamp:
+    if agent is None or not agent.active or str(agent.session_version) != version:
         return None
     return SignedIn(agent)
 
@@ -75,6 +79,30 @@ def _load_agent_from_token(request: Request) -> SignedIn | None:
         return None
     agent = agent_for_token(get_session(), header.removeprefix("Bearer ").strip())
     return SignedIn(agent, by_token=True) if agent is not None else None
+
+
+def start_session(agent: Agent) -> None:
+    """Sign the agent in on this browser with a fresh session; an offline agent is now away
+    (signed in, not taking work until they say they are available)."""
+    if agent.availability == "offline":
+        agent.availability, agent.availability_since = "away", utcnow()
+        get_session().commit()
+    session.clear()  # nothing carried over from before the sign-in
+    login_user(SignedIn(agent))
+
+
+def end_session() -> None:
+    """Sign out: every session of the agent ends, here and wherever its cookie was copied,
+    and the agent is offline (one on a call stays on it; the call ends in wrap-up)."""
+    user: Any = current_user
+    if user.is_authenticated and not user.by_token:
+        agent: Agent = user.agent
+        end_sessions(agent)
+        if agent.availability != "on_call":
+            agent.availability, agent.availability_since = "offline", utcnow()
+        get_session().commit()
+    logout_user()
+    session.clear()
 
 
 def signed_in_agent() -> Agent:

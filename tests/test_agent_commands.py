@@ -45,8 +45,8 @@ def test_add_then_list(runner: FlaskCliRunner, app: Flask) -> None:
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
     assert lines[0].split() == ["USERNAME", "NAME", "ROLE", "PHONE", "AVAILABILITY", "MODE"]
-    assert lines[1].split() == ["ann", "Ann", "Smith", "admin", "+4930555011", "away", "preview"]
-    assert lines[2].split() == ["bob", "bob", "agent", "-", "away", "progressive"]
+    assert lines[1].split() == ["ann", "Ann", "Smith", "admin", "+4930555011", "offline", "preview"]
+    assert lines[2].split() == ["bob", "bob", "agent", "-", "offline", "progressive"]
 
 
 def test_an_empty_list_says_how_to_add(runner: FlaskCliRunner) -> None:

@@ -459,7 +459,7 @@ def test_resolving_a_ticket_closes_its_callbacks_and_texts_the_caller(
 def test_me_and_availability(desk: Desk, client: FlaskClient, redis_url: str) -> None:
     _, token = desk.agent("ann", mode="progressive")
     me = client.get("/api/v1/me", headers=bearer(token)).get_json()
-    assert me["username"] == "ann" and me["availability"] == "away"
+    assert me["username"] == "ann" and me["availability"] == "offline"  # new accounts start offline
     assert "password_hash" not in me and "api_token_hash" not in me
     response = client.put("/api/v1/me/availability", json={"availability": "available"},
                           headers=bearer(token))
@@ -496,7 +496,7 @@ def test_admins_list_and_create_agents(desk: Desk, client: FlaskClient) -> None:
     assert created.status_code == 201, created.get_json()
     assert created.get_json() | {"id": 0, "availability_since": ""} == {
         "id": 0, "username": "cleo", "name": "Cleo P.", "role": "agent",
-        "phone": "+4930555012", "availability": "away", "availability_since": "",
+        "phone": "+4930555012", "availability": "offline", "availability_since": "",
         "dial_mode": "preview", "active": True}
     taken = client.post("/api/v1/agents", headers=bearer(admin),
                         json={"username": "cleo", "password": PASSWORD})

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, select, update
+from sqlalchemy import Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -17,6 +17,8 @@ from callbacks.db import Base, UTCDateTime, utcnow
 ROLES = ("agent", "admin")
 AVAILABILITY = ("available", "on_call", "wrap_up", "away", "offline")
 """offline: signed out; away: signed in but not taking work; neither is ever rung."""
+CHOSEN_STATES = ("available", "wrap_up", "away")
+"""The states agents choose themselves (on_call is the dialer's, offline is signing out)."""
 DIAL_MODES = ("progressive", "preview")
 """progressive: the dialer calls the agent as soon as they are available; preview: they click."""
 
@@ -39,12 +41,14 @@ class Agent(Base):
     password_hash: Mapped[str] = mapped_column(String(256), default="")
     role: Mapped[str] = mapped_column(String(16), default="agent")
     phone: Mapped[str] = mapped_column(String(64), default="")
-    availability: Mapped[str] = mapped_column(String(16), default="away", index=True)
+    availability: Mapped[str] = mapped_column(String(16), default="offline", index=True)
     availability_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dial_mode: Mapped[str] = mapped_column(String(16), default="progressive")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     api_token_hash: Mapped[str] = mapped_column(String(64), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Carried by every console session; bumping it ends them all (sign-out, password, ...)."""
 
     @property
     def is_admin(self) -> bool:
@@ -73,8 +77,8 @@ def create_agent(session: Session, username: str, password: str, *, display_name
         raise AgentError(f"an agent named {username!r} exists already")
     agent = Agent(username=username, display_name=display_name.strip(),
                   password_hash=generate_password_hash(password), role=role,
-                  phone=agent_phone(phone), dial_mode=dial_mode, availability="away",
-                  availability_since=utcnow())
+                  phone=agent_phone(phone), dial_mode=dial_mode, availability="offline",
+                  availability_since=utcnow(), session_version=0)
     session.add(agent)
     session.flush()
     return agent
@@ -97,9 +101,16 @@ def check_password_strength(password: str) -> None:
 
 
 def set_password(agent: Agent, password: str) -> None:
-    """Replace an agent's password."""
+    """Replace an agent's password; every signed-in session of theirs ends."""
     check_password_strength(password)
     agent.password_hash = generate_password_hash(password)
+    end_sessions(agent)
+
+
+def end_sessions(agent: Agent) -> None:
+    """End every console session of the agent, wherever its cookie was copied to (API tokens
+    are not sessions: they work until replaced or the agent is deactivated)."""
+    agent.session_version = (agent.session_version or 0) + 1
 
 
 def authenticate(session: Session, username: str, password: str) -> Agent | None:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Response, current_app, request, url_for
-from flask_login import login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -69,7 +68,7 @@ from ivr.api.models import (
     TicketOut,
 )
 from ivr.api.spec import openapi_document
-from ivr.auth import SignedIn, signed_in_agent
+from ivr.auth import end_session, signed_in_agent, start_session
 from ivr.db import get_session
 
 __all__ = ["bp"]
@@ -255,26 +254,25 @@ def post_agent(body: AgentRequest) -> Response:
                           Problem)})
 def sign_in(body: SignInRequest) -> Response:
     """Sign in with a user name and password; the session cookie carries the sign-in."""
-    wait = signin_limits.blocked_for(body.username, request.remote_addr)
-    if wait:
+    attempt = signin_limits.begin_attempt(body.username, request.remote_addr)
+    if not attempt.allowed:
         blocked = problem_response(429, Problem(error="too_many_attempts",
-                                                message=signin_limits.retry_message(wait)))
-        blocked.headers["Retry-After"] = str(wait)
+                                                message=attempt.message()))
+        blocked.headers["Retry-After"] = str(attempt.wait)
         return blocked
     agent = authenticate(get_session(), body.username, body.password)
     if agent is None:
-        signin_limits.record_failure(body.username, request.remote_addr)
         raise ApiProblem(401, "unauthorized", "wrong user name or password")
-    signin_limits.record_success(body.username)
-    login_user(SignedIn(agent))
+    signin_limits.succeeded(body.username, request.remote_addr)
+    start_session(agent)
     return reply(SessionOut(agent=AgentOut.of(agent), csrf_token=generate_csrf()))
 
 
 @api_route("DELETE", "/session", summary="Sign out", tag="session",
            responses={204: Reply("Signed out")})
 def sign_out() -> Response:
-    """End the cookie session (a bearer token stays valid)."""
-    logout_user()
+    """End the cookie session and every copy of it (a bearer token stays valid)."""
+    end_session()
     return Response(status=204)
 
 

@@ -21,7 +21,7 @@ from flask_wtf.csrf import CSRFError
 from callbacks.db import utcnow
 from callbacks.flowstore import compiled_version, published_version_for_number
 from callbacks.tickets.ticket import ticket_id_from_number
-from callbacks.workqueue.agents import AVAILABILITY, Agent, list_agents
+from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
 from ivr.auth import signed_in_agent
 from ivr.db import get_session
 
@@ -65,7 +65,7 @@ def console_context() -> dict[str, Any]:
     """What every console page needs: the zone times are shown in, the states to choose."""
     zone = display_zone()
     in_an_hour = (utcnow() + timedelta(hours=1)).astimezone(zone)
-    return {"display_zone": zone, "availability_states": AVAILABILITY,
+    return {"display_zone": zone, "availability_states": CHOSEN_STATES,
             "snooze_default": in_an_hour.strftime("%Y-%m-%dT%H:%M")}
 
 

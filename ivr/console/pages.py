@@ -19,16 +19,15 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import login_required, login_user, logout_user
+from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
 from callbacks.desk import call_list, callback_story, ticket_audio, ticket_story
 from callbacks.workqueue.agents import authenticate
 from ivr import signin_limits
-from ivr.auth import SignedIn
+from ivr.auth import end_session, start_session
 from ivr.console.blueprint import (
     SIGN_IN_FAILED,
     bp,
@@ -47,33 +46,30 @@ def sign_in() -> BaseResponse | tuple[str, int]:
     next_page = safe_next(request.values.get("next"), url_for("console.call_list_page"))
     if request.method == "GET":
         return render_template("console/sign_in.html", next_page=next_page), 200
-    username = request.form.get("username", "")
-    wait = signin_limits.blocked_for(username, request.remote_addr)
-    if wait:
-        log.info("console sign-in refused: too many failures")
+    username = request.form.get("username", "")[:signin_limits.MAX_NAME_LENGTH]
+    attempt = signin_limits.begin_attempt(username, request.remote_addr)
+    if not attempt.allowed:
+        log.info("console sign-in refused: too many attempts")
         blocked = make_response(render_template("console/sign_in.html", next_page=next_page,
-                                                error=signin_limits.retry_message(wait),
-                                                username=username), 429)
-        blocked.headers["Retry-After"] = str(wait)
+                                                error=attempt.message(), username=username),
+                                429)
+        blocked.headers["Retry-After"] = str(attempt.wait)
         return blocked
     agent = authenticate(get_session(), username, request.form.get("password", ""))
     if agent is None:
         log.info("console sign-in failed")
-        signin_limits.record_failure(username, request.remote_addr)
         return render_template("console/sign_in.html", next_page=next_page,
                                error=SIGN_IN_FAILED, username=username), 401
-    signin_limits.record_success(username)
-    session.clear()  # a fresh session: nothing carried over from before the sign-in
-    login_user(SignedIn(agent))
+    signin_limits.succeeded(username, request.remote_addr)
+    start_session(agent)
     flash(f"Signed in as {agent.name}.", "ok")
     return redirect(next_page, code=303)
 
 
 @bp.post("/sign-out")
 def sign_out() -> BaseResponse:
-    """End the session."""
-    logout_user()
-    session.clear()
+    """End the session, and every copy of it: the agent is offline until they sign in."""
+    end_session()
     flash("Signed out.", "ok")
     return redirect(url_for("console.sign_in"), code=303)
 
