@@ -36,6 +36,10 @@ class DeskError(ValueError):
     """An action that cannot be done as asked; the message says why, for the agent."""
 
 
+class ReservedError(DeskError):
+    """The callback is reserved for another agent; only they or an admin may change that."""
+
+
 @dataclass(frozen=True)
 class CallListEntry:
     """One line of the call list: who, why, how urgent, since when, how many tries."""
@@ -63,6 +67,7 @@ class CallListEntry:
     snippet: str
     assigned_agent: str | None
     claimed_by: str | None
+    assigned_agent_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,15 +159,27 @@ def snooze_callback(session: Session, request_id: int, until: datetime, by: Agen
 
 def reassign_callback(session: Session, request_id: int, agent_id: int | None,
                       by: Agent) -> CallbackRequest:
-    """Reserve a callback for one agent (only they will get it), or free it for everyone."""
+    """Reserve a callback for one agent (only they will get it), or free it for everyone.
+
+    A reservation is changed only by the agent holding it or by an admin (whose override of
+    someone else's reservation the history names).
+    """
     request = session.get(CallbackRequest, request_id, with_for_update=True)
     if request is None or request.status not in OPEN_STATUSES:
         raise DeskError("this callback is closed")
     target = session.get(Agent, agent_id) if agent_id is not None else None
     if agent_id is not None and (target is None or not target.active):
         raise DeskError("no such agent")
+    holder = session.get(Agent, request.assigned_agent_id) if request.assigned_agent_id else None
+    override = ""
+    if holder is not None and holder.id != by.id and holder.id != agent_id:
+        if not by.is_admin:
+            raise ReservedError(f"this callback is reserved for {holder.name}; only they or "
+                                "an admin can reassign it")
+        override = f" (reserved for {holder.name} before; admin override)"
     request.assigned_agent_id = agent_id
-    _log(session, request, "reassigned", f"to {target.name}" if target else "to anyone", by)
+    _log(session, request, "reassigned",
+         (f"to {target.name}" if target else "to anyone") + override, by)
     session.commit()
     if target is not None:
         enqueue_dial(runtime.redis(), target.id)
@@ -269,4 +286,5 @@ def _entry(request: CallbackRequest, ticket: Ticket | None, names: dict[int, str
         assigned_agent=names.get(request.assigned_agent_id) if request.assigned_agent_id
         else None,
         claimed_by=request.claimed_by,
+        assigned_agent_id=request.assigned_agent_id,
     )

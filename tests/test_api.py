@@ -356,7 +356,7 @@ def test_resolving_a_callback_closes_its_ticket_and_queues_the_status_sms(
 def test_reassign_to_an_agent_and_back_to_anyone(desk: Desk, client: FlaskClient,
                                                  redis_url: str) -> None:
     _, token = desk.agent("ann")
-    bob, _ = desk.agent("bob")
+    bob, bob_token = desk.agent("bob")
     request_id = desk.callback("+4915100000001")
     path = f"/api/v1/callbacks/{request_id}/reassign"
     response = client.post(path, json={"agent_id": bob}, headers=bearer(token))
@@ -364,7 +364,11 @@ def test_reassign_to_an_agent_and_back_to_anyone(desk: Desk, client: FlaskClient
     assert response.get_json()["assigned_agent"] == "Bob"
     assert desk.request(request_id).assigned_agent_id == bob
     assert Queue(URGENT, connection=Redis.from_url(redis_url)).count >= 1  # a dial for bob
-    freed = client.post(path, json={"agent_id": None}, headers=bearer(token))
+    taken_back = problem(client.post(path, json={"agent_id": None}, headers=bearer(token)), 409)
+    assert taken_back["error"] == "reserved"
+    assert taken_back["message"] == ("this callback is reserved for Bob; only they or an admin "
+                                     "can reassign it")
+    freed = client.post(path, json={"agent_id": None}, headers=bearer(bob_token))
     assert freed.get_json()["assigned_agent"] is None
     assert problem(client.post(path, json={"agent_id": 4242}, headers=bearer(token)),
                    400)["message"] == "no such agent"
@@ -387,6 +391,60 @@ def test_call_now_rings_the_agent_then_refuses_a_second_call(
     busy = problem(client.post(f"/api/v1/callbacks/{second}/call", headers=bearer(token)), 409)
     assert busy["message"] == "you are on a call already"
     problem(client.post("/api/v1/callbacks/31337/call", headers=bearer(token)), 404)
+
+
+def test_a_callback_reserved_for_another_agent_is_theirs_unless_an_admin_overrides(
+        desk: Desk, client: FlaskClient, app: Flask, standin: StandinServer) -> None:
+    _, ann = desk.agent("ann", phone="+4930555011")
+    bob, bob_token = desk.agent("bob", phone="+4930555012")
+    _, root = desk.agent("root", role="admin", phone="+4930555013")
+    ticket_id, _ = desk.ticket()
+    request_id = desk.callback("+4915100000001", ticket_id=ticket_id)
+    assert client.post(f"/api/v1/callbacks/{request_id}/reassign", json={"agent_id": bob},
+                       headers=bearer(bob_token)).status_code == 200
+
+    refused = problem(client.post(f"/api/v1/callbacks/{request_id}/call",
+                                  headers=bearer(ann)), 409)
+    assert refused["error"] == "reserved"
+    assert refused["message"] == ("this callback is reserved for Bob; ask them or an admin to "
+                                  "reassign it before calling")
+    grab = problem(client.post(f"/api/v1/callbacks/{request_id}/reassign",
+                               json={"agent_id": None}, headers=bearer(ann)), 409)
+    assert "reserved for Bob" in grab["message"]
+    assert standin.calls() == [] and desk.request(request_id).status == "pending"
+    assert desk.request(request_id).assigned_agent_id == bob
+    with app.extensions["ivr.sessions"]() as session:
+        ann_now = session.scalar(select(Agent).where(Agent.username == "ann"))
+        assert ann_now is not None and ann_now.availability != "on_call"
+
+    overridden = client.post(f"/api/v1/callbacks/{request_id}/call", headers=bearer(root))
+    assert overridden.status_code == 202, overridden.get_json()
+    assert [call.to for call in standin.calls()] == ["+4930555013"]
+    with app.extensions["ivr.sessions"]() as session:
+        events = session.scalars(select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "reservation_overridden")
+        ).all()
+        assert [(e.by, e.detail) for e in events] == [
+            ("root", f"callback {request_id} was reserved for Bob; called by an admin")]
+
+
+def test_an_admin_may_reassign_a_reservation_and_the_history_says_so(
+        desk: Desk, client: FlaskClient, app: Flask) -> None:
+    bob, bob_token = desk.agent("bob")
+    cleo, _ = desk.agent("cleo")
+    _, root = desk.agent("root", role="admin")
+    ticket_id, _ = desk.ticket()
+    request_id = desk.callback("+4915100000001", ticket_id=ticket_id)
+    path = f"/api/v1/callbacks/{request_id}/reassign"
+    assert client.post(path, json={"agent_id": bob}, headers=bearer(bob_token)).status_code == 200
+    moved = client.post(path, json={"agent_id": cleo}, headers=bearer(root))
+    assert moved.status_code == 200 and moved.get_json()["assigned_agent"] == "Cleo"
+    with app.extensions["ivr.sessions"]() as session:
+        last = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
+                               .order_by(TicketEvent.id.desc())).first()
+        assert last is not None and last.by == "root"
+        assert last.detail == (f"callback {request_id} to Cleo (reserved for Bob before; "
+                               "admin override)")
 
 
 def test_call_now_without_a_phone_number_is_a_conflict(desk: Desk,

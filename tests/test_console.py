@@ -402,16 +402,18 @@ def test_reassign_to_an_agent_and_back_to_anyone(desk: Flask, web: FlaskClient) 
     ben = _agent(desk, "ben", phone="+4930555021", mode="progressive", availability="away")
     request_id = _callback(desk)
     _sign_in(web)
-    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/reassign",
-                               agent_id=str(ben), next="/console/"))
-    assert f"Callback {request_id} reassigned." in page and "reserved for Ben" in page
-    assert _row(desk, CallbackRequest, request_id).assigned_agent_id == ben
     for bad in ("999", "ben"):
         page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/reassign",
                                    agent_id=bad))
         assert "no such agent" in page
+    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/reassign",
+                               agent_id=str(ben), next="/console/"))
+    assert f"Callback {request_id} reassigned." in page and "reserved for Ben" in page
     assert _row(desk, CallbackRequest, request_id).assigned_agent_id == ben
-    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/reassign", agent_id=""))
+    ben_web = desk.test_client()
+    _sign_in(ben_web, "ben")
+    page = _flashed(ben_web, _post(ben_web, f"/console/callbacks/{request_id}/reassign",
+                                   agent_id=""))
     assert "open to every agent again" in page
     assert _row(desk, CallbackRequest, request_id).assigned_agent_id is None
     _post(web, f"/console/callbacks/{request_id}/resolve", note="done")
@@ -420,6 +422,33 @@ def test_reassign_to_an_agent_and_back_to_anyone(desk: Flask, web: FlaskClient) 
     assert "this callback is closed" in page
     assert web.post("/console/callbacks/999/reassign", data={
         "csrf_token": _token(web.get("/console/")), "agent_id": ""}).status_code == 404
+
+
+def test_a_callback_reserved_for_a_colleague_cannot_be_called_or_taken(
+        desk: Flask, web: FlaskClient, standin: StandinServer) -> None:
+    ana = _agent(desk)
+    ben = _agent(desk, "ben", phone="+4930555021")
+    request_id = _callback(desk)
+    ben_web = desk.test_client()
+    _sign_in(ben_web, "ben")
+    _post(ben_web, f"/console/callbacks/{request_id}/reassign", agent_id=str(ben))
+    _sign_in(web)
+    page = web.get(f"/console/callbacks/{request_id}").get_data(as_text=True)
+    assert "Reserved for Ben; ask them or an admin to reassign it." in page
+    assert 'aria-label="Call' not in page and "Reassign to" not in page
+    # Forms from an older page (or forged) are refused by the desk, not just hidden.
+    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/call"))
+    assert "this callback is reserved for Ben; ask them or an admin to reassign it" in page
+    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/reassign",
+                               agent_id=str(ana)))
+    assert "this callback is reserved for Ben; only they or an admin can reassign it" in page
+    assert standin.calls() == []
+    request = _row(desk, CallbackRequest, request_id)
+    assert (request.status, request.assigned_agent_id) == ("pending", ben)
+    assert _row(desk, Agent, ana).availability == "available"
+    # Ben sees his own reservation with the usual buttons.
+    assert 'aria-label="Call' in ben_web.get(f"/console/callbacks/{request_id}").get_data(
+        as_text=True)
 
 
 def test_availability(desk: Flask, web: FlaskClient) -> None:

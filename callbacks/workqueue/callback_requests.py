@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -219,18 +220,23 @@ def claim_next_callback(session: Session | Engine, claimer: str, now: datetime |
 
 
 def claim_callback(session: Session | Engine, request_id: int, claimer: str,
-                   now: datetime | None = None) -> ClaimedCallback | None:
-    """Atomically take one pending request (an agent chose it); None if it is not pending.
+                   now: datetime | None = None,
+                   agent_id: int | None = None) -> ClaimedCallback | None:
+    """Atomically take one pending request (an agent chose it); None if it is not pending, or
+    when `agent_id` is given and the request is reserved for someone else.
 
     Pass a fresh session or the claim engine (`callbacks.db.make_claim_engine`).
     """
     if isinstance(session, Engine):
         with Session(session) as own:
-            return claim_callback(own, request_id, claimer, now)
+            return claim_callback(own, request_id, claimer, now, agent_id)
     moment = now or utcnow()
+    reservation = (CallbackRequest.assigned_agent_id.is_(None)
+                   | (CallbackRequest.assigned_agent_id == agent_id)) if agent_id else true()
     found = session.execute(
         update(CallbackRequest)
-        .where(CallbackRequest.id == request_id, CallbackRequest.status == "pending")
+        .where(CallbackRequest.id == request_id, CallbackRequest.status == "pending",
+               reservation)
         .values(status="claimed", claimed_by=claimer, claimed_at=moment,
                 attempts=CallbackRequest.attempts + 1, updated_at=moment)
         .returning(*(getattr(CallbackRequest, name) for name in _CLAIMED_COLUMNS))

@@ -52,6 +52,10 @@ class DialRefused(RuntimeError):
     """A dial the agent asked for cannot start; the message says why."""
 
 
+class ReservedForAnother(DialRefused):
+    """The callback is reserved for another agent (only they, or an admin, may call it)."""
+
+
 @dataclass(frozen=True)
 class Whisper:
     """What the agent hears before the bridge, and whom to bridge."""
@@ -106,9 +110,14 @@ def dial_sweep(limit: int = 50) -> dict[str, object]:
 
 def call_now(session: Session, settings: Settings, agent: Agent,
              request_id: int) -> CallbackAttempt:
-    """Preview mode: the agent clicked Call on a request; ring the agent now, then the caller."""
+    """Preview mode: the agent clicked Call on a request; ring the agent now, then the caller.
+
+    A callback reserved for another agent is refused (ReservedForAnother); an admin may call it
+    anyway, and the override is written into the ticket's history.
+    """
     if not agent.phone:
         raise DialRefused("set the phone number you answer before calling")
+    holder = _reserved_for_another(session, request_id, agent)
     taken = session.execute(
         update(Agent).where(Agent.id == agent.id, Agent.availability != "on_call")
         .values(availability="on_call", availability_since=utcnow())
@@ -117,12 +126,38 @@ def call_now(session: Session, settings: Settings, agent: Agent,
         session.rollback()
         raise DialRefused("you are on a call already")
     session.commit()
-    claimed = claim_callback(runtime.claim_engine(), request_id, f"agent:{agent.id}")
+    claimed = claim_callback(runtime.claim_engine(), request_id, f"agent:{agent.id}",
+                             agent_id=None if holder else agent.id)
     if claimed is None:
         release_agent(session, agent.id, "available")
         session.commit()
+        if _reserved_for_another(session, request_id, agent):  # reserved meanwhile
+            raise ReservedForAnother("this callback was just reserved for another agent")
         raise DialRefused("this callback is not waiting any more (someone took it or closed it)")
+    if holder is not None:
+        request = session.get(CallbackRequest, request_id)
+        assert request is not None
+        _note(session, request, "reservation_overridden",
+              f"callback {request_id} was reserved for {holder.name}; called by an admin",
+              by=agent.username)
+        session.commit()
+        log.info("callback %s: an admin called it over another agent's reservation", request_id)
     return dial_claimed(session, settings, agent, claimed, mode="preview")
+
+
+def _reserved_for_another(session: Session, request_id: int, agent: Agent) -> Agent | None:
+    """The agent a callback is reserved for when that is someone else and `agent` is an admin
+    (who may override); ReservedForAnother when `agent` may not; None if it is free to call."""
+    assigned = session.scalar(select(CallbackRequest.assigned_agent_id)
+                              .where(CallbackRequest.id == request_id))
+    if assigned is None or assigned == agent.id:
+        return None
+    holder = session.get(Agent, assigned)
+    name = holder.name if holder is not None else "another agent"
+    if not agent.is_admin or holder is None:
+        raise ReservedForAnother(f"this callback is reserved for {name}; ask them or an admin "
+                                 "to reassign it before calling")
+    return holder
 
 
 def dial_claimed(session: Session, settings: Settings, agent: Agent, claimed: ClaimedCallback,
@@ -352,10 +387,11 @@ def _close(session: Session, request: CallbackRequest, status: str, moment: date
     request.claimed_by = None
 
 
-def _note(session: Session, request: CallbackRequest, kind: str, detail: str) -> None:
+def _note(session: Session, request: CallbackRequest, kind: str, detail: str,
+          by: str = "system") -> None:
     ticket = session.get(Ticket, request.ticket_id) if request.ticket_id else None
     if ticket is not None:
-        add_event(session, ticket, kind, detail)
+        add_event(session, ticket, kind, detail, by=by)
 
 
 def _spoken_digits(text: str) -> str:

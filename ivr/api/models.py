@@ -127,7 +127,8 @@ class Problem(BaseModel):
     """Every error: a machine-readable code and a sentence for people."""
 
     error: str = Field(description="unauthorized, forbidden, not_found, invalid_json, "
-                                   "validation_failed, csrf_failed, refused, conflict, ...")
+                                   "validation_failed, csrf_failed, refused, conflict, "
+                                   "reserved, ...")
     message: str
     fields: list[FieldProblem] = Field(default_factory=list)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from callbacks import runtime
 from callbacks.desk import (
     DeskError,
+    ReservedError,
     call_list,
     callback_story,
     change_availability,
@@ -33,7 +34,7 @@ from callbacks.tickets.ticket import Ticket, ticket_id_from_number
 from callbacks.voicemail import VoicemailAudio
 from callbacks.workqueue.agents import AgentError, authenticate, create_agent, list_agents
 from callbacks.workqueue.callback_requests import CallbackRequest
-from callbacks.workqueue.dialer import DialRefused, call_now
+from callbacks.workqueue.dialer import DialRefused, ReservedForAnother, call_now
 from ivr import signin_limits
 from ivr.api.core import (
     ADMIN,
@@ -106,14 +107,17 @@ def get_callback(callback_id: int) -> Response:
            tag="callbacks", responses={
                202: Reply("The agent's phone is being rung; the attempt's stage is dial_error "
                           "if Twilio refused the call", AttemptOut),
-               409: Reply("The agent is on a call, has no phone number, or the callback is "
-                          "not waiting any more", Problem)})
+               409: Reply("The agent is on a call, has no phone number, the callback is "
+                          "not waiting any more, or it is reserved for another agent (admins "
+                          "may call it anyway; the ticket's history records that)", Problem)})
 def call_callback(callback_id: int) -> Response:
     """Ring the signed-in agent's phone now, then the caller."""
     session = get_session()
     _existing_callback(session, callback_id)
     try:
         attempt = call_now(session, runtime.settings(), signed_in_agent(), callback_id)
+    except ReservedForAnother as reserved:
+        raise ApiProblem(409, "reserved", str(reserved)) from None
     except DialRefused as refused:
         raise ApiProblem(409, "conflict", str(refused)) from None
     return reply(AttemptOut.of(attempt), 202)
@@ -148,7 +152,9 @@ def resolve_a_callback(callback_id: int, body: NoteRequest) -> Response:
            summary="Reserve a callback for an agent, or free it", tag="callbacks",
            body=ReassignRequest, responses={
                200: Reply("The callback with its new assignment", CallbackOut),
-               400: REFUSED})
+               400: REFUSED,
+               409: Reply("The callback is reserved for another agent: only they or an admin "
+                          "may reassign it", Problem)})
 def reassign(callback_id: int, body: ReassignRequest) -> Response:
     """Reserve a callback for one agent (agent_id), or free it for everyone (null)."""
     session = get_session()
@@ -289,9 +295,13 @@ def get_openapi() -> Response:
 
 
 def _desk(action: Callable[[], T]) -> T:
-    """Run a desk action; its refusal becomes a 400 with the desk's message."""
+    """Run a desk action; its refusal becomes a 400 with the desk's message (409 when the
+    callback is reserved for another agent)."""
     try:
         return action()
+    except ReservedError as reserved:
+        get_session().rollback()
+        raise ApiProblem(409, "reserved", str(reserved)) from None
     except DeskError as refused:
         get_session().rollback()
         raise ApiProblem(400, "refused", str(refused)) from None
