@@ -97,6 +97,18 @@ def publish_flow(session: Session, text: str, filename: str, by: str = "") -> Fl
     return version
 
 
+def stored_copy(session: Session, text: str, filename: str) -> FlowVersion | None:
+    """The stored version of the flow that holds exactly `text` (line endings aside), if any.
+
+    Raises FlowInvalid when the text is no valid flow (nothing could hold it).
+    """
+    text = normalized_source(text)
+    flow = parse_flow(text, filename)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return session.scalar(select(FlowVersion).where(FlowVersion.name == flow.name,
+                                                    FlowVersion.sha256 == digest))
+
+
 def save_draft(session: Session, text: str, filename: str, by: str = "") -> FlowVersion:
     """Validate `text` and store it as a version without publishing it (for test calls).
 

@@ -65,16 +65,29 @@ def flows_validate(files: tuple[str, ...]) -> None:
 @flows.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--by", default="cli", help="Who publishes (recorded in the history).")
+@click.option("--if-new", is_flag=True, help="Only if no stored version holds this text yet: "
+              "a publish or rollback made since (say, in the browser) stays live.")
 @with_appcontext
-def flows_publish(file: str, by: str) -> None:
+def flows_publish(file: str, by: str, if_new: bool) -> None:
     """Validate FILE and make it the live version; an invalid flow changes nothing."""
-    from callbacks.flowstore import publish_flow
+    from sqlalchemy import select
+
+    from callbacks.flowstore import FlowVersion, PublishedFlow, publish_flow, stored_copy
     from routing.errors import FlowInvalid
 
     text = Path(file).read_text(encoding="utf-8")
     with current_app.extensions["ivr.sessions"]() as session:
         try:
+            stored = stored_copy(session, text, file) if if_new else None
+            if stored is not None:
+                live = session.get(PublishedFlow, stored.name)
+                live_number = session.scalar(select(FlowVersion.number).where(
+                    FlowVersion.id == live.version_id)) if live is not None else None
+                click.echo(f"{file} is stored as {stored.name} version {stored.number} already; "
+                           f"not published again (live: version {live_number or '-'})")
+                return
             version = publish_flow(session, text, file, by=by)
+            session.commit()  # the lookup above opened the transaction publish_flow joined
         except FlowInvalid as invalid:
             for error in invalid.errors:
                 click.echo(str(error), err=True)

@@ -88,7 +88,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         app.config.update(overrides)
     app.config["REDIS_URL"] = redis_address(app.config)
     if not app.config["DATABASE_URL"]:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        # The instance folder holds the database, the private Redis and the demo's password.
+        Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'ivr.sqlite3'}"
     app.config["DATABASE_URL"] = _sqlalchemy_url(app.config["DATABASE_URL"])
     if not app.config["MODELS_DIR"]:
