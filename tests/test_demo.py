@@ -21,6 +21,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
+from benchmarks.chaos_stack import free_port
 from callbacks.flowstore import PublishedFlow, publish_flow, rollback_flow
 from ivr.cli import main
 from ivr.demo import (
@@ -34,7 +35,6 @@ from ivr.demo import (
 )
 from tests.conftest import DEMO_FLOW
 from tests.test_console_browser import always_open
-from benchmarks.chaos_stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 IVR = ".venv/bin/ivr"
@@ -65,8 +65,8 @@ def printed_commands(text: str) -> list[list[str]]:
 # --- the printed hints --------------------------------------------------------------------
 
 
-def test_every_printed_command_follows_the_port_and_parses(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_printed_command_follows_the_port_and_parses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     wav = tmp_path / "demo-message.wav"
     wav.write_bytes(b"RIFF")
@@ -131,8 +131,8 @@ def test_the_readme_shows_only_commands_that_run_as_printed() -> None:
 # --- the instance folder, the database and the password -----------------------------------
 
 
-def test_the_instance_folder_and_sqlite_database_are_private(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_instance_folder_and_sqlite_database_are_private(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ivr import create_app
 
     instance = tmp_path / "instance"
