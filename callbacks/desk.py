@@ -6,15 +6,17 @@ The console pages and the JSON API both call these functions; they hold no HTTP.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.queues import enqueue_status_sms
+from callbacks.sms import can_receive_sms
 from callbacks.tickets.ticket import (
     Ticket,
     TicketEvent,
@@ -68,6 +70,9 @@ class CallListEntry:
     assigned_agent: str | None
     claimed_by: str | None
     assigned_agent_id: int | None = None
+    text_failed: bool = False
+    """A text to the caller about this callback's ticket could not be sent (none went since)."""
+    ticket_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,33 @@ def call_list(session: Session, now: datetime | None = None, *, include_closed: 
     rows = session.execute(query.order_by(CallbackRequest.due_at, CallbackRequest.id)
                            .limit(limit)).all()
     names = _agent_names(session)
-    return [_entry(request, ticket, names, moment) for request, ticket in rows]
+    unsent = _failed_text_tickets(session, [ticket.id for _, ticket in rows if ticket])
+    return [dataclasses.replace(_entry(request, ticket, names, moment),
+                                text_failed=ticket is not None and ticket.id in unsent)
+            for request, ticket in rows]
+
+
+def failed_texts(events: list[TicketEvent]) -> list[TicketEvent]:
+    """The texts to the caller that could not be sent, with no text sent since (oldest first)."""
+    failed: list[TicketEvent] = []
+    for event in events:
+        if event.kind == "sms_failed":
+            failed.append(event)
+        elif event.kind == "sms_sent":
+            failed = []
+    return failed
+
+
+def can_text(session: Session, ticket_id: int) -> str | None:
+    """Why a status text to the ticket's caller cannot go out, or None if it can be sent."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    if not runtime.settings().sms_from:
+        return "the line has no number to send texts from (an admin has to set one up)"
+    if not can_receive_sms(ticket.caller):
+        return "the caller's number cannot receive texts"
+    return None
 
 
 def callback_story(session: Session, request_id: int,
@@ -262,6 +293,19 @@ def _log(session: Session, request: CallbackRequest, kind: str, detail: str,
         add_event(session, ticket, kind, f"callback {request.id} {detail}", by=by.username)
 
 
+def _failed_text_tickets(session: Session, ticket_ids: list[int]) -> set[int]:
+    """Which of these tickets have a failed text with no text sent after it."""
+    if not ticket_ids:
+        return set()
+    sent_later = aliased(TicketEvent)
+    return set(session.scalars(
+        select(TicketEvent.ticket_id).where(
+            TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.kind == "sms_failed",
+            ~select(sent_later.id).where(sent_later.ticket_id == TicketEvent.ticket_id,
+                                         sent_later.kind == "sms_sent",
+                                         sent_later.id > TicketEvent.id).exists())))
+
+
 def _agent_names(session: Session) -> dict[int, str]:
     return {agent.id: agent.name for agent in session.scalars(select(Agent))}
 
@@ -287,4 +331,5 @@ def _entry(request: CallbackRequest, ticket: Ticket | None, names: dict[int, str
         else None,
         claimed_by=request.claimed_by,
         assigned_agent_id=request.assigned_agent_id,
+        ticket_status=ticket.status if ticket is not None else None,
     )

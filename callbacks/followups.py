@@ -75,7 +75,8 @@ def send_status_sms(kind: str, request_id: int | None, ticket_id: int | None) ->
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
-        _record(ticket_id, "sms_failed", f"{kind}: {error}")
+        log.warning("follow-up text (%s) of ticket %s not sent: %s", kind, ticket_id, error)
+        _record(ticket_id, "sms_failed", f"{kind}: {error.public}")
         _invitation_sent(invitation_id, None, ok=False)
         return None
     _invitation_sent(invitation_id, sid)
@@ -108,8 +109,9 @@ def send_survey_sms(request_id: int | None, ticket_id: int | None,
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
+        log.warning("survey text of ticket %s not sent: %s", ticket_id, error)
         _invitation_sent(invitation_id, None, ok=False)
-        _record(ticket_id, "sms_failed", f"survey: {error}")
+        _record(ticket_id, "sms_failed", f"survey: {error.public}")
         return None
     _invitation_sent(invitation_id, sid)
     _record(ticket_id, "sms_sent", f"survey ({language}): {sid}")

@@ -70,7 +70,11 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
         if retryable and attempt < MAX_ATTEMPTS:
             _set_back(voicemail_id, f"attempt {attempt} failed: {error}")
             raise RetryLater(str(error)) from error
-        _give_up(voicemail_id, f"failed after {attempt} attempt(s): {error}")
+        public = (f"the recording could not be fetched: {error.public}"
+                  if isinstance(error, TelephonyError)
+                  else "the recording could not be processed (the worker log says why)")
+        _give_up(voicemail_id, f"failed after {attempt} attempt(s): {error}",
+                 f"{public}; tried {attempt} time(s)")
         return {"voicemail": voicemail_id, "failed": str(error)}
 
     with sessions() as session:
@@ -124,7 +128,11 @@ def transcribe_recording(audio: bytes, language: str, category_hint: str | None,
     try:
         model = runtime.models().load(language)
     except ModelMissing as missing:
-        return without_speech("no_model", f"{notes} {missing}".strip(), "no speech model")
+        # The fix (a path, a command) is for admins: the log has it, agents read the ticket.
+        log.warning("no transcript: %s", missing)
+        return without_speech("no_model", f"{notes} No transcript: speech recognition for "
+                              f"'{language}' is not set up on this line yet.".strip(),
+                              "no speech model")
     transcript = transcribe(decoded, model, language=language, threads=settings.speech_threads)
     if not transcript.text:
         return without_speech("no_speech", notes or "No words were recognised.", "no words")
@@ -140,8 +148,10 @@ def transcribe_recording(audio: bytes, language: str, category_hint: str | None,
                                found.category, found.priority, notes, detail)
 
 
-def send_ticket_sms(ticket_id: int) -> str | None:
-    """Text the caller their ticket number, once."""
+def send_ticket_sms(ticket_id: int, line: str = "") -> str | None:
+    """Text the caller their ticket number, once: from IVR_SMS_FROM, else from `line` (the
+    number they dialled, as the webhook that queued the job knew it), else from the number the
+    call log holds (a job the reconciler queued again, long after the call)."""
     settings = runtime.settings()
     with runtime.sessions()() as session:
         ticket = session.get(Ticket, ticket_id, with_for_update=True)
@@ -151,7 +161,7 @@ def send_ticket_sms(ticket_id: int) -> str | None:
             add_event(session, ticket, "sms_skipped", "the caller's number cannot receive texts")
             session.commit()
             return None
-        sender = settings.sms_from
+        sender = settings.sms_from or line
         if not sender:  # texts go out from the number the caller dialled
             call = session.scalar(select(Call).where(Call.call_sid == ticket.call_sid))
             if call is None:  # the call log is written behind the webhooks: not there yet
@@ -166,7 +176,8 @@ def send_ticket_sms(ticket_id: int) -> str | None:
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
-        reason = str(error)
+        log.warning("the ticket text of ticket %s was not sent: %s", ticket_id, error)
+        reason = f"ticket number: {error.public}"
         record_after_the_fact(runtime.sessions(), lambda session: add_event(
             session, _ticket(session, ticket_id), "sms_failed", reason))
         return None
@@ -226,7 +237,9 @@ def _set_back(voicemail_id: int, error: str) -> None:
     log.warning("voicemail %s: %s; will retry", voicemail_id, error)
 
 
-def _give_up(voicemail_id: int, error: str) -> None:
+def _give_up(voicemail_id: int, error: str, public: str | None = None) -> None:
+    """The voicemail failed for good: `error` is kept with it and logged, `public` (or the
+    error) is what the ticket tells agents."""
     with runtime.sessions()() as session:
         voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
         ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
@@ -236,8 +249,8 @@ def _give_up(voicemail_id: int, error: str) -> None:
         voicemail.last_error = error
         if ticket is not None:
             ticket.transcription = "failed"
-            ticket.audio_notes = error
-            add_event(session, ticket, "transcription_failed", error)
+            ticket.audio_notes = public or error
+            add_event(session, ticket, "transcription_failed", public or error)
             if voicemail.wants_callback:  # no transcript, but nobody is forgotten
                 _queue_callback(session, voicemail, ticket, None)
         session.commit()

@@ -48,10 +48,12 @@ def enqueue_voicemail(connection: Redis, voicemail_id: int, max_seconds: int = 6
                           timeout=max(180, 3 * max_seconds))
 
 
-def enqueue_ticket_sms(connection: Redis, ticket_id: int) -> Job | None:
-    """Queue the SMS that tells the caller their ticket number."""
+def enqueue_ticket_sms(connection: Redis, ticket_id: int, line: str = "") -> Job | None:
+    """Queue the SMS that tells the caller their ticket number; `line` is the number they
+    dialled (the sender when IVR_SMS_FROM is not set), known to the webhook that queues it."""
+    args = (ticket_id, line) if line else (ticket_id,)
     return enqueue_unique(connection, URGENT, "callbacks.jobs.send_ticket_sms",
-                          sms_job_id(ticket_id), ticket_id, retry=SMS_RETRY, timeout=60)
+                          sms_job_id(ticket_id), *args, retry=SMS_RETRY, timeout=60)
 
 
 def enqueue_dial_job(connection: Redis, agent_id: int | None = None) -> Job:

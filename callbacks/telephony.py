@@ -36,14 +36,19 @@ _TEXT_TYPES: Final = ("application/json", "application/problem+json", "applicati
 
 
 class TelephonyError(Exception):
-    """A Twilio request failed; `retryable` says whether the same request may succeed later."""
+    """A Twilio request failed; `retryable` says whether the same request may succeed later.
+
+    The message is for the log and admins (it may name a setting to fix); `public` says the
+    same for a ticket's history, which agents read: no settings, paths or commands.
+    """
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 code: int | None = None) -> None:
+                 code: int | None = None, public: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.code = code
+        self.public = public or message
 
 
 class RecordingRefused(TelephonyError):
@@ -124,7 +129,8 @@ def twilio_client(settings: Settings) -> Client:
     """The process's twilio `Client` for these settings, talking to the configured API host."""
     if not settings.twilio_account_sid or not settings.twilio_auth_token:
         raise TelephonyError("Twilio credentials are missing: set IVR_TWILIO_ACCOUNT_SID and "
-                             "IVR_TWILIO_AUTH_TOKEN", retryable=False)
+                             "IVR_TWILIO_AUTH_TOKEN", retryable=False,
+                             public="the line's Twilio account is not set up (an admin's job)")
     # Keyed by pid: an rq work horse forked from a worker must not share its parent's sockets.
     key = (os.getpid(), settings.twilio_account_sid, settings.twilio_auth_token,
            settings.twilio_api_base_url)
@@ -189,7 +195,8 @@ def download_recording(settings: Settings, recording_url: str, *, timeout: float
         log.error("Twilio refused our credentials (HTTP %s) downloading a recording", status)
         raise DownloadFailed(f"recording {sid}: Twilio answered {status}; check "
                              "IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN",
-                             retryable=False, status=status)
+                             retryable=False, status=status,
+                             public=f"Twilio refused the line's credentials ({status})")
     raise DownloadFailed(f"recording {sid}: Twilio answered HTTP {status}",
                          retryable=_retryable_status(status), status=status)
 
@@ -242,7 +249,9 @@ def send_sms(settings: Settings, to: str, body: str, from_: str | None = None) -
     """Send an SMS (from `settings.sms_from` unless `from_` is given); returns the Message SID."""
     sender = from_ or settings.sms_from
     if not sender:
-        raise TelephonyError("no SMS sender: set IVR_SMS_FROM", retryable=False)
+        raise TelephonyError("no SMS sender: set IVR_SMS_FROM", retryable=False,
+                             public="the line has no number to send texts from (an admin "
+                                    "has to set one up)")
     try:
         message = twilio_client(settings).messages.create(to=to, from_=sender, body=body)
     except (TwilioRestException, TwilioServiceException) as exc:
@@ -289,7 +298,8 @@ def _rest_error(action: str, exc: TwilioRestException | TwilioServiceException) 
     said = redact_numbers(str(getattr(exc, "msg", "") or "").strip())[:200]
     quoted = f": {said}" if said else ""
     return TelephonyError(f"{action}: Twilio answered HTTP {status}{more}{quoted}{hint}",
-                          retryable=_retryable_status(status), status=status, code=code)
+                          retryable=_retryable_status(status), status=status, code=code,
+                          public=f"{action}: Twilio answered HTTP {status}{more}{quoted}")
 
 
 def _transport_error(action: str, exc: Exception) -> TelephonyError:

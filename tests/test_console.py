@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 
 from callbacks.db import utcnow
 from callbacks.queues import URGENT
-from callbacks.tickets.ticket import Ticket, history, ticket_number
+from callbacks.tickets.ticket import Ticket, add_event, history, ticket_number
 from callbacks.voicemail import Voicemail, VoicemailAudio
 from callbacks.workqueue.agents import Agent, create_agent
 from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
@@ -370,6 +370,61 @@ def test_resolve_needs_a_note_and_happens_once(desk: Flask, web: FlaskClient,
         "csrf_token": _token(web.get("/console/")), "note": "x"}).status_code == 404
     assert web.post("/console/tickets/10999/resolve", data={
         "csrf_token": _token(web.get("/console/")), "note": "x"}).status_code == 404
+
+
+def test_a_text_that_could_not_be_sent_is_shown_where_agents_look(
+        desk: Flask, web: FlaskClient, redis_url: str, standin: StandinServer) -> None:
+    from rq import SimpleWorker
+
+    _agent(desk)
+    request_id = _callback(desk)
+    waiting = _callback(desk, "+4915112340000", category="hardware")
+    _sign_in(web)
+    page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/resolve",
+                               note="VPN profile renewed"))
+    assert f"Callback {request_id} resolved; the caller gets a text with your note." in page
+    standin.inject_fault(r"/Messages\.json$", 400, times=5)  # Twilio refuses the text
+    SimpleWorker([Queue(URGENT, connection=Redis.from_url(redis_url))],
+                 connection=Redis.from_url(redis_url)).work(burst=True)
+    assert standin.messages() == []
+
+    for url in (f"/console/tickets/{ticket_number(1)}", f"/console/callbacks/{request_id}"):
+        page = web.get(url).get_data(as_text=True)
+        assert 'data-testid="text-failed"' in page and "The caller did not get a text." in page
+        assert "resolved: sending an SMS: Twilio answered HTTP 400, error 20400" in page
+        assert "IVR_" not in page  # no settings or commands for agents
+    # The open callback whose ticket number text failed carries a badge in the call list.
+    with desk.extensions["ivr.sessions"]() as session:
+        ticket = session.get(Ticket, _row(desk, CallbackRequest, waiting).ticket_id)
+        assert ticket is not None
+        add_event(session, ticket, "sms_failed", "ticket number: Twilio refused it")
+        session.commit()
+    row = re.search(rf'<tr id="callback-{waiting}".*?</tr>',
+                    web.get("/console/").get_data(as_text=True), re.S)
+    assert row is not None and "text not sent" in row.group(0)
+    with desk.extensions["ivr.sessions"]() as session:  # a later text makes up for it
+        ticket = session.get(Ticket, _row(desk, CallbackRequest, waiting).ticket_id)
+        assert ticket is not None
+        add_event(session, ticket, "sms_sent", "ticket number sent (de)")
+        session.commit()
+    assert "text not sent" not in web.get("/console/").get_data(as_text=True)
+
+
+def test_without_a_sender_the_resolve_says_no_text_goes_out(database_url: str, redis_url: str,
+                                                            standin: StandinServer) -> None:
+    with desk_app(database_url, redis_url, standin, SMS_FROM="") as app:
+        web = app.test_client()
+        _agent(app)
+        request_id = _callback(app)
+        _sign_in(web)
+        page = _flashed(web, _post(web, f"/console/callbacks/{request_id}/resolve",
+                                   note="VPN profile renewed"))
+        assert "the caller gets a text" not in page
+        assert ("No text goes to the caller: the line has no number to send texts from (an "
+                "admin has to set one up). Tell them another way.") in page
+        # The resolved callback's page offers no second resolve.
+        assert "Resolve the callback" not in web.get(
+            f"/console/callbacks/{request_id}").get_data(as_text=True)
 
 
 def test_resolving_a_callback_without_ticket_opens_one_for_the_note(

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from callbacks import runtime
 from callbacks.desk import (
     DeskError,
+    can_text,
     change_availability,
     reassign_callback,
     resolve_callback,
@@ -49,6 +50,15 @@ def _act(action: Callable[[], str], default_back: str) -> Response:
         get_session().rollback()
         flash(str(refusal), "error")
     return redirect(safe_next(request.form.get("next"), default_back), code=303)
+
+
+def _text_goes_out(done: str, ticket_id: int | None) -> str:
+    """The flash after a resolve: the caller gets a text, or (flashed as an error) why not."""
+    problem = can_text(get_session(), ticket_id) if ticket_id is not None else None
+    if problem is None:
+        return f"{done}; the caller gets a text with your note."
+    flash(f"No text goes to the caller: {problem}. Tell them another way.", "error")
+    return f"{done}."
 
 
 def _callback_or_404(request_id: int) -> CallbackRequest:
@@ -103,8 +113,8 @@ def resolve(request_id: int) -> Response:
         note = request.form.get("note", "")
         if not note.strip():
             raise DeskError("write a short note for the caller")
-        resolve_callback(get_session(), request_id, note, signed_in_agent())
-        return f"Callback {request_id} resolved; the caller gets a text with your note."
+        resolved = resolve_callback(get_session(), request_id, note, signed_in_agent())
+        return _text_goes_out(f"Callback {request_id} resolved", resolved.ticket_id)
 
     return _act(resolve_with_note, _callback_page(request_id))
 
@@ -139,7 +149,7 @@ def resolve_ticket_page(number_or_id: int) -> Response:
     def resolve_with_note() -> str:
         resolved = resolve_ticket(get_session(), ticket_id, request.form.get("note", ""),
                                   signed_in_agent())
-        return f"Ticket {resolved.number} resolved; the caller gets a text with your note."
+        return _text_goes_out(f"Ticket {resolved.number} resolved", ticket_id)
 
     return _act(resolve_with_note, url_for("console.ticket_page", number_or_id=number_or_id))
 

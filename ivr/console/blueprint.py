@@ -19,8 +19,9 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 
 from callbacks.db import utcnow
+from callbacks.desk import failed_texts
 from callbacks.flowstore import compiled_version, published_version_for_number
-from callbacks.tickets.ticket import ticket_id_from_number
+from callbacks.tickets.ticket import TicketEvent, ticket_id_from_number
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
 from ivr.auth import signed_in_agent
 from ivr.db import get_session
@@ -51,6 +52,12 @@ def form_expired(error: CSRFError) -> tuple[str, int]:
 def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A UTC timestamp in the console's display time zone."""
     return moment.astimezone(display_zone()).strftime(fmt) if moment is not None else ""
+
+
+@bp.app_template_filter("failed_texts")
+def unsent_texts(events: list[TicketEvent]) -> list[TicketEvent]:
+    """The failed texts of a ticket's history that no later text made up for."""
+    return failed_texts(events)
 
 
 @bp.app_template_filter("duration")

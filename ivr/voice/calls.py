@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
-from callbacks.calllog import StepRecord, record_status
+from callbacks.calllog import StepRecord, normalize_number, record_status
 from callbacks.flowstore import (
     PublishedLookup,
     UnknownVersion,
@@ -207,21 +207,23 @@ def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tu
     log.info("callback %s queued at node %s as %s, place %s, ticket %s", request_id, step.node,
              priority, place, number)
     if new_ticket:
-        queue_ticket_sms(ticket_id)
+        queue_ticket_sms(ticket_id, request.form.get("To", ""))
     if current_app.config["REDIS_URL"]:  # a free agent may take it right away
         dial_when_due(redis_connection(current_app.config["REDIS_URL"]), queued.available_at)
     return queued_announcement(node, step.language, compiled.flow.default_language, place,
                                expect, moment, windowed, spoken_number(number))
 
 
-def queue_ticket_sms(ticket_id: int) -> None:
-    """Queue the ticket's SMS; if Redis is down, the reconciler sends it later."""
+def queue_ticket_sms(ticket_id: int, line: str) -> None:
+    """Queue the ticket's SMS, from `line` (the number called) unless IVR_SMS_FROM is set: the
+    job needs no call log row, which is written behind the webhook. If Redis is down, the
+    reconciler sends it later."""
     url = current_app.config["REDIS_URL"]
     if not url:
         log.warning("REDIS_URL is not set: the SMS of ticket %s waits for a worker", ticket_id)
         return
     try:
-        enqueue_ticket_sms(redis_connection(url), ticket_id)
+        enqueue_ticket_sms(redis_connection(url), ticket_id, normalize_number(line))
     except RedisError:
         log.exception("could not queue the SMS of ticket %s; the reconciler will", ticket_id)
 
@@ -453,7 +455,7 @@ def queue_voicemail_work(voicemail_id: int, ticket_id: int) -> None:
         return
     try:
         connection = redis_connection(url)
-        enqueue_ticket_sms(connection, ticket_id)
+        enqueue_ticket_sms(connection, ticket_id, normalize_number(request.form.get("To", "")))
         enqueue_voicemail(connection, voicemail_id, current_app.config["MAX_VOICEMAIL_SECONDS"])
     except RedisError:
         log.exception("could not queue voicemail %s; the reconciler will", voicemail_id)
