@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from callbacks import runtime
 from callbacks.db import utcnow
+from callbacks.display_time import local_text, readers_zone
 from callbacks.queues import enqueue_status_sms
 from callbacks.sms import can_receive_sms
 from callbacks.tickets.ticket import (
@@ -181,9 +182,9 @@ def snooze_callback(session: Session, request_id: int, until: datetime, by: Agen
         raise DeskError("give the time with its time zone")
     if until <= (now or utcnow()):
         raise DeskError("snooze until a time in the future")
-    until = until.astimezone(UTC)  # the history below says UTC
+    until = until.astimezone(UTC)
     request.available_at = until
-    _log(session, request, "snoozed", f"until {until:%Y-%m-%d %H:%M} UTC", by)
+    _log(session, request, "snoozed", f"until {local_text(until, readers_zone(session))}", by)
     session.commit()
     return request
 

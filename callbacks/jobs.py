@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from callbacks import runtime
 from callbacks.calllog import Call
 from callbacks.db import record_after_the_fact, utcnow
+from callbacks.display_time import local_text, readers_zone
 from callbacks.flowstore import compiled_version
 from callbacks.sms import can_receive_sms, sms_text
 from callbacks.telephony import (
@@ -211,8 +212,8 @@ def _queue_callback(session: Session, voicemail: Voicemail, ticket: Ticket,
     queued = ask_for_callback(session, wish, runtime.priority_policy(), runtime.directory(),
                               hours, utcnow())
     add_event(session, ticket, "callback_queued" if queued else "callback_impossible",
-              f"{queued.priority}, due {queued.due_at:%Y-%m-%d %H:%M} UTC" if queued
-              else "the caller's number cannot be called back")
+              f"{queued.priority}, due {local_text(queued.due_at, readers_zone(session))}"
+              if queued else "the caller's number cannot be called back")
 
 
 def _recording_bytes(voicemail_id: int, recording_url: str) -> bytes:
@@ -270,5 +271,6 @@ def _delete_at_twilio(voicemail_id: int, ticket_id: int) -> None:
     with runtime.sessions()() as session:
         ticket = session.get(Ticket, ticket_id)
         assert ticket is not None
-        add_event(session, ticket, "recording_deleted", f"deleted at Twilio {utcnow():%H:%M}")
+        add_event(session, ticket, "recording_deleted",
+                  f"deleted at Twilio {local_text(utcnow(), readers_zone(session), '%H:%M %Z')}")
         session.commit()

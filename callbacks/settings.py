@@ -35,6 +35,8 @@ class Settings:
     wrap_up_seconds: int = 60
     dial_timeout_seconds: int = 25
     survey: SurveyPolicy = field(default_factory=SurveyPolicy)
+    display_timezone: str = ""
+    default_flow: str = "it-support"
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -63,6 +65,8 @@ class Settings:
             wrap_up_seconds=int(config.get("WRAP_UP_SECONDS", 60)),
             dial_timeout_seconds=int(config.get("DIAL_TIMEOUT_SECONDS", 25)),
             survey=SurveyPolicy.from_setting(config.get("SURVEY", True)),
+            display_timezone=str(config.get("DISPLAY_TIMEZONE", "") or ""),
+            default_flow=str(config.get("DEFAULT_FLOW", "it-support") or "it-support"),
         )
 
 

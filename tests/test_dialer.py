@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -181,6 +182,26 @@ def test_caller_missing_retries_with_backoff_then_unreachable_with_sms(
     with desk.extensions["ivr.sessions"]() as session:
         kinds = [event.kind for event in history(session, ticket.id)]
     assert kinds.count("callback_retry") == 2 and "unreachable" in kinds and "sms_sent" in kinds
+
+
+def test_the_next_try_is_told_in_the_display_zone_in_history_and_whisper(
+        database_url: str, redis_url: str, standin: StandinServer) -> None:
+    with desk_app(database_url, redis_url, standin, DISPLAY_TIMEZONE="America/New_York",
+                  CALLBACK_RETRY_MINUTES="10") as app:
+        _agent(app)
+        request_id = _request(app)
+        assert dial_next()["dialled"] == request_id
+        heard = play_outbound_call(standin.calls()[-1], AUTH_TOKEN, caller="no-answer",
+                                   post=_post_through(app.test_client()))
+        next_try = _row(app, CallbackRequest, request_id).available_at.astimezone(
+            ZoneInfo("America/New_York"))
+        assert heard.heard[-1] == ("The caller did not answer. The next attempt is at "
+                                   f"{next_try:%H:%M}.")
+        with app.extensions["ivr.sessions"]() as session:
+            [retry] = [event for event in history(session, 1) if event.kind == "callback_retry"]
+        assert retry.detail == ("attempt 1 caller no answer; next try "
+                                f"{next_try:%Y-%m-%d %H:%M} {next_try.tzname()}")
+        assert next_try.tzname() in ("EST", "EDT")
 
 
 @pytest.mark.parametrize(("behaviour", "agent_state", "outcome"), [

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from callbacks import runtime
 from callbacks.db import utcnow
+from callbacks.display_time import local_text, readers_zone
 from callbacks.queues import (
     enqueue_dial_job,
     enqueue_status_sms,
@@ -341,7 +342,7 @@ def _after_missed(session: Session, settings: Settings, request: CallbackRequest
     put_back(session, request.id, next_try)
     _note(session, request, "callback_retry",
           f"attempt {request.attempts} {outcome.replace('_', ' ')}; next try "
-          f"{next_try:%Y-%m-%d %H:%M} UTC")
+          f"{local_text(next_try, readers_zone(session))}")
     _schedule_sweep(next_try)
     return DialOutcome(outcome, "pending", next_try)
 

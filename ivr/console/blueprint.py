@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -20,7 +20,7 @@ from flask_wtf.csrf import CSRFError
 
 from callbacks.db import utcnow
 from callbacks.desk import failed_texts
-from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.display_time import display_zone as zone_for_readers
 from callbacks.tickets.ticket import TicketEvent, ticket_id_from_number
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
 from ivr.auth import signed_in_agent
@@ -78,31 +78,13 @@ def console_context() -> dict[str, Any]:
 
 def display_zone() -> ZoneInfo:
     """The time zone the console shows and reads times in: IVR_DISPLAY_TIMEZONE, else the
-    published flow's (first) calendar's, else UTC."""
+    published flow's (first) calendar's, else UTC (the same zone ticket histories use)."""
     if "display_zone" not in g:
-        g.display_zone = _configured_zone() or _flow_zone() or ZoneInfo("UTC")
+        g.display_zone = zone_for_readers(get_session(),
+                                          str(current_app.config.get("DISPLAY_TIMEZONE") or ""),
+                                          current_app.config["DEFAULT_FLOW"])
     zone: ZoneInfo = g.display_zone
     return zone
-
-
-def _configured_zone() -> ZoneInfo | None:
-    name = str(current_app.config.get("DISPLAY_TIMEZONE") or "")
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("IVR_DISPLAY_TIMEZONE %r is not a known time zone; using UTC", name)
-        return ZoneInfo("UTC")
-
-
-def _flow_zone() -> ZoneInfo | None:
-    db = get_session()
-    version_id = published_version_for_number(db, "", current_app.config["DEFAULT_FLOW"])
-    if version_id is None:
-        return None
-    calendars = compiled_version(db, version_id).calendars
-    return next((hours.zone for hours in calendars.values()), None)
 
 
 def safe_next(target: str | None, default: str) -> str:

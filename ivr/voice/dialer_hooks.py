@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
+from callbacks.display_time import local_text, readers_zone
 from callbacks.workqueue.dialer import agent_answered, agent_call_ended, caller_dial_ended
 from ivr.db import get_session, once_more_if_dropped
 from ivr.voice.form_limits import small_number
@@ -97,8 +98,9 @@ def bridge_ended() -> Response:
             response.say("The caller did not answer. That was the last attempt: they will get "
                          "a text message, and the ticket is marked unreachable.", **AGENT_VOICE)
         elif outcome.next_try_at is not None:
-            response.say(f"The caller did not answer. The next attempt is at "
-                         f"{outcome.next_try_at:%H:%M} UTC.", **AGENT_VOICE)
+            at = local_text(outcome.next_try_at, readers_zone(get_session()), "%H:%M")
+            response.say(f"The caller did not answer. The next attempt is at {at}.",
+                         **AGENT_VOICE)
     response.hangup()
     return twiml_response(response)
 
