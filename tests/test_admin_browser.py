@@ -142,7 +142,19 @@ def test_admin_edits_publishes_rolls_back_and_simulates(
         assert OLD_MENU in old and "New menu." not in old
         wait_for(lambda: NEW_MENU in main_menu_of_a_new_call(base), 10, "the new menu")
 
-        # Roll back to version 1, recorded as rita's.
+        # Roll back to version 1, recorded as rita's: asked first, and "Cancel" changes nothing.
+        asked: list[str] = []
+
+        def decline(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", decline)
+        page.get_by_role("button", name="Make version 1 live").click()
+        expect(page.get_by_test_id("published-it-support")).to_contain_text("version 2")
+        assert asked == ["Make it-support version 1 live? New calls get it at once; calls in "
+                         "progress keep their version."]
+        page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Make version 1 live").click()
         expect(page.locator(".flash-ok")).to_contain_text("it-support version 1 is live again")
         rollback = page.locator("table.history tr[data-action=rollback]")
@@ -152,7 +164,10 @@ def test_admin_edits_publishes_rolls_back_and_simulates(
         # A test call on the simulator page: English, password, voicemail from a WAV.
         page.goto(base + "/admin/simulator")
         expect(page.locator("#no-standin")).to_have_count(0)
-        page.get_by_label("Flow version").select_option(label="it-support version 1 (published)")
+        expect(page.get_by_role("group", name="Keypad")).to_be_hidden()  # no call yet
+        expect(page.get_by_label("Flow version")).to_contain_text(
+            "it-support version 2 (published before)")
+        page.get_by_label("Flow version").select_option(label="it-support version 1 (live)")
         page.get_by_label("Language").select_option("en")
         page.get_by_role("button", name="Place test call").click()
         log = page.locator("#sim-log")

@@ -148,6 +148,32 @@ def test_sign_in_shows_the_agent_and_sign_out_ends_the_session(desk: Flask,
     assert web.get("/console/").status_code == 302
 
 
+def test_the_sign_in_page_is_headed_sign_in(web: FlaskClient) -> None:
+    page = web.get("/console/sign-in").get_data(as_text=True)
+    assert "IT Service Desk · Sign in</a>" in page and "· Call list" not in page
+
+
+def test_403_and_404_pages_have_the_header_and_a_way_on(desk: Flask, web: FlaskClient) -> None:
+    anonymous = desk.test_client().get("/console/tickets/10999/nowhere")
+    assert anonymous.status_code == 404 and anonymous.mimetype == "text/html"
+    page = anonymous.get_data(as_text=True)
+    assert "<h1>Not found</h1>" in page and 'href="/console/sign-in"' in page
+    assert 'class="top"' in page
+    _agent(desk)
+    _sign_in(web)
+    for url, status, title in (("/console/tickets/10999", 404, "Not found"),
+                               ("/no/such/page", 404, "Not found"),
+                               ("/admin/", 403, "Not allowed")):
+        answer = web.get(url)
+        assert answer.status_code == status, url
+        page = answer.get_data(as_text=True)
+        assert f"<h1>{title}</h1>" in page and "Back to the call list" in page, url
+        assert 'data-testid="agent-name">Ana<' in page and "Sign out" in page, url
+        assert answer.headers["Content-Security-Policy"]
+    api = web.get("/api/v1/nowhere")
+    assert api.status_code == 404 and api.mimetype == "application/json"  # the API keeps JSON
+
+
 def test_failed_sign_in_is_generic_and_401(desk: Flask, web: FlaskClient) -> None:
     _agent(desk)
     wrong_password = _sign_in(web, "ana", "not the password")

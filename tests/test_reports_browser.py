@@ -88,6 +88,9 @@ def test_an_admin_sees_charts_of_the_seeded_range_and_the_csv_matches(
             assert drawn["data"] == [[float(row[i]) if "." in row[i] else int(row[i])
                                       for row in body] for i in plotted], slug
         assert violations == []
+        page.get_by_role("button", name="Sign out").click()  # the reports page has one too
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert page.goto(f"{base}/admin/reports").url.startswith(f"{base}/console/sign-in")
         browser.close()
 
 

@@ -15,8 +15,9 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Response, current_app, jsonify, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
 
-from callbacks.flowstore import compiled_version, list_versions
+from callbacks.flowstore import FlowPublication, compiled_version, list_versions
 from ivr.admin.blueprint import bp
 from ivr.auth import admin_required, signed_in_agent
 from ivr.db import get_session
@@ -46,9 +47,11 @@ def simulator_page() -> str:
     """The simulator: version, language and caller; then keypad, typed speech and a WAV."""
     session = get_session()
     versions = list_versions(session)
+    ever_published = set(session.scalars(select(FlowPublication.version_id)))
     languages = {v.id: compiled_version(session, v.id).flow.languages for v in versions}
     all_languages = sorted({language for found in languages.values() for language in found})
     return render_template("admin/simulator.html", versions=versions, languages=languages,
+                           ever_published=ever_published,
                            all_languages=all_languages,
                            default_caller=DEFAULT_CALLER, dial_choices=DIAL_CHOICES,
                            standin=standin_url(), me=signed_in_agent())

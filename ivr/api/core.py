@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError as CsrfInvalid
 
 from ivr.api.models import FieldProblem, Problem
+from ivr.error_pages import error_page
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -225,9 +226,9 @@ def _api_problem(problem: ApiProblem) -> Response:
 @bp.app_errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Any:
     # Routing errors (404, 405) happen before a blueprint is chosen, so this is app-wide:
-    # API paths answer in JSON, every other path keeps Flask's own error page.
+    # API paths answer in JSON, every other path gets a page people can find their way on from.
     if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
-        return error
+        return error_page(error)
     status = error.code or 500
     name = re.sub(r"[^a-z]+", "_", (error.name or "error").lower()).strip("_")
     response = problem_response(status, Problem(error=name, message=error.description or name))

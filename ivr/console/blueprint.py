@@ -16,7 +16,9 @@ from flask import (
     g,
     render_template,
 )
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.db import utcnow
 from callbacks.desk import failed_texts
@@ -43,9 +45,11 @@ def not_cached(response: Response) -> Response:
 @bp.errorhandler(CSRFError)
 def form_expired(error: CSRFError) -> tuple[str, int]:
     """A form without a valid CSRF token: say what to do instead of a bare error page."""
+    user: Any = current_user
     return render_template("console/error.html", title="Form expired",
                            message="This form has expired or was not sent from the console. "
-                                   "Reload the page and try again."), 400
+                                   "Reload the page and try again.",
+                           me=user.agent if user.is_authenticated else None), 400
 
 
 @bp.app_template_filter("local")
@@ -67,9 +71,10 @@ def duration(minutes: int) -> str:
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
 
 
-@bp.context_processor
+@bp.app_context_processor
 def console_context() -> dict[str, Any]:
-    """What every console page needs: the zone times are shown in, the states to choose."""
+    """What every console page needs (and the error pages, which share its layout): the zone
+    times are shown in, the states to choose."""
     zone = display_zone()
     in_an_hour = (utcnow() + timedelta(hours=1)).astimezone(zone)
     return {"display_zone": zone, "availability_states": CHOSEN_STATES,
@@ -80,9 +85,13 @@ def display_zone() -> ZoneInfo:
     """The time zone the console shows and reads times in: IVR_DISPLAY_TIMEZONE, else the
     published flow's (first) calendar's, else UTC (the same zone ticket histories use)."""
     if "display_zone" not in g:
-        g.display_zone = zone_for_readers(get_session(),
-                                          str(current_app.config.get("DISPLAY_TIMEZONE") or ""),
-                                          current_app.config["DEFAULT_FLOW"])
+        try:
+            g.display_zone = zone_for_readers(
+                get_session(), str(current_app.config.get("DISPLAY_TIMEZONE") or ""),
+                current_app.config["DEFAULT_FLOW"])
+        except SQLAlchemyError:  # an error page while the database is away still renders
+            log.warning("display zone unknown: the database did not answer; showing UTC")
+            g.display_zone = ZoneInfo("UTC")
     zone: ZoneInfo = g.display_zone
     return zone
 

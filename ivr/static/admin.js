@@ -211,5 +211,14 @@
     document.getElementById("sim-hangup").addEventListener("click", () => answer("hangup"));
   }
 
-  document.addEventListener("DOMContentLoaded", () => { editor(); simulator(); });
+  // Forms that change what callers hear ask first (the page works the same without script).
+  function confirmations() {
+    document.querySelectorAll("form[data-confirm]").forEach((form) => {
+      form.addEventListener("submit", (event) => {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { editor(); simulator(); confirmations(); });
 })();
