@@ -25,8 +25,11 @@ from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
 
 from callbacks.queues import redis_connection
+from callbacks.workqueue.accounts import record
+from callbacks.workqueue.agents import Agent
 
 FREE_ATTEMPTS = 2
 """Attempts per user name that never wait (a typo, then the right password)."""
@@ -282,3 +285,9 @@ def _store() -> MemoryCounts | RedisCounts:
     if counts is None:
         counts = current_app.extensions.setdefault("ivr.signin_limits", MemoryCounts())
     return counts
+
+
+def unlock_account(session: Session, agent: Agent, by: str) -> None:
+    """An admin (browser, API or CLI) clears the agent's sign-in wait; the history says so."""
+    unlock(agent.username)
+    record(session, agent, "unlocked", by)

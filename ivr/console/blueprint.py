@@ -25,6 +25,7 @@ from callbacks.desk import failed_texts
 from callbacks.display_time import display_zone as zone_for_readers
 from callbacks.tickets.ticket import TicketEvent, ticket_id_from_number
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
+from callbacks.workqueue.skills import format_skills
 from ivr.auth import signed_in_agent
 from ivr.db import get_session
 
@@ -62,6 +63,12 @@ def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 def unsent_texts(events: list[TicketEvent]) -> list[TicketEvent]:
     """The failed texts of a ticket's history that no later text made up for."""
     return failed_texts(events)
+
+
+@bp.app_template_filter("skill_list")
+def skill_list(skills: dict[str, int]) -> str:
+    """Skills as 'de:3, en:2', or '-' for none."""
+    return format_skills(skills) or "-"
 
 
 @bp.app_template_filter("duration")
