@@ -4,6 +4,7 @@ unhappy paths, the status SMS on resolve, and the OpenAPI document that describe
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -125,7 +126,8 @@ def operations(client: FlaskClient) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, concrete path, operation) of every route in the document."""
     found = []
     for path, methods in document(client)["paths"].items():
-        concrete = path.replace("{callback_id}", "1").replace("{number}", "10001")
+        concrete = path.replace("{callback_id}", "1").replace("{number}", "10001").replace(
+            "{agent_id}", "1")
         for method, operation in methods.items():
             found.append((method.upper(), concrete, operation))
     return found
@@ -142,8 +144,7 @@ def test_the_document_is_valid_openapi_and_lists_every_route(app: Flask,
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "cookie"}
     documented = {(method, path) for path, methods in spec["paths"].items()
                   for method in methods}
-    routed = {(method.lower(), rule.rule.replace("<int:callback_id>", "{callback_id}")
-               .replace("<number>", "{number}"))
+    routed = {(method.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
               for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")
               for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
     assert documented == routed
@@ -188,8 +189,11 @@ def test_a_wrong_or_disabled_token_is_401(desk: Desk, client: FlaskClient, app: 
 
 def test_admin_routes_refuse_agents_with_403(desk: Desk, client: FlaskClient) -> None:
     _, token = desk.agent("ann")
-    admin_only = [(m, p) for m, p, op in operations(client) if "403" in op["responses"]]
-    assert admin_only == [("GET", "/api/v1/agents"), ("POST", "/api/v1/agents")]
+    admin_only = sorted((m, p) for m, p, op in operations(client) if "403" in op["responses"])
+    assert admin_only == [
+        ("GET", "/api/v1/agents"), ("GET", "/api/v1/agents/1"), ("PATCH", "/api/v1/agents/1"),
+        ("POST", "/api/v1/agents"), ("POST", "/api/v1/agents/1/password"),
+        ("POST", "/api/v1/agents/1/sign-out"), ("POST", "/api/v1/agents/1/unlock")]
     for method, path in admin_only:
         body = problem(client.open(path, method=method, headers=bearer(token),
                                    json={"username": "eve", "password": PASSWORD}), 403)
@@ -543,19 +547,27 @@ def test_availability_cannot_change_during_a_call(desk: Desk, client: FlaskClien
     assert "on a call" in body["message"]
 
 
-def test_admins_list_and_create_agents(desk: Desk, client: FlaskClient) -> None:
+def test_admins_list_and_create_agents_with_skills(desk: Desk, client: FlaskClient) -> None:
     _, admin = desk.agent("root", role="admin")
     desk.agent("ann")
     listing = client.get("/api/v1/agents", headers=bearer(admin))
     assert [a["username"] for a in listing.get_json()["agents"]] == ["ann", "root"]
+    assert listing.get_json()["agents"][0]["languages"] == {}
     created = client.post("/api/v1/agents", headers=bearer(admin), json={
         "username": "Cleo", "password": PASSWORD, "display_name": "Cleo P.",
-        "phone": "+49 30 555 012", "dial_mode": "preview"})
+        "phone": "+49 30 555 012", "dial_mode": "preview", "languages": {"de": 3, "en": 2},
+        "topics": {"vdi": 1}})
     assert created.status_code == 201, created.get_json()
     assert created.get_json() | {"id": 0, "availability_since": ""} == {
         "id": 0, "username": "cleo", "name": "Cleo P.", "role": "agent",
         "phone": "+4930555012", "availability": "offline", "availability_since": "",
-        "dial_mode": "preview", "active": True}
+        "dial_mode": "preview", "active": True, "languages": {"de": 3, "en": 2},
+        "topics": {"vdi": 1}, "generated_password": None}
+    generated = client.post("/api/v1/agents", headers=bearer(admin), json={"username": "dora"})
+    password = generated.get_json()["generated_password"]
+    assert generated.status_code == 201 and len(password) >= 16
+    assert client.application.test_client().post(
+        "/api/v1/session", json={"username": "dora", "password": password}).status_code == 200
     taken = client.post("/api/v1/agents", headers=bearer(admin),
                         json={"username": "cleo", "password": PASSWORD})
     assert "exists already" in problem(taken, 400)["message"]
@@ -568,6 +580,79 @@ def test_admins_list_and_create_agents(desk: Desk, client: FlaskClient) -> None:
     role = client.post("/api/v1/agents", headers=bearer(admin),
                        json={"username": "dan", "password": PASSWORD, "role": "root"})
     assert problem(role, 422)["fields"][0]["field"] == "role"
+    level = client.post("/api/v1/agents", headers=bearer(admin),
+                        json={"username": "dan", "languages": {"de": 4}})
+    assert problem(level, 422)["fields"][0]["field"].startswith("languages")
+
+
+def test_an_admin_reads_and_changes_an_account(desk: Desk, client: FlaskClient,
+                                               app: Flask) -> None:
+    _, admin = desk.agent("root", role="admin")
+    ann_id, ann_token = desk.agent("ann")
+    path = f"/api/v1/agents/{ann_id}"
+    changed = client.patch(path, headers=bearer(admin), json={
+        "name": "Ann Smith", "phone": "+4930555019", "dial_mode": "progressive",
+        "languages": {"pl": 3}, "topics": {"password": 2, "network": 1}})
+    assert changed.status_code == 200, changed.get_json()
+    body = changed.get_json()
+    assert (body["name"], body["phone"], body["dial_mode"]) == (
+        "Ann Smith", "+4930555019", "progressive")
+    assert (body["languages"], body["topics"]) == ({"pl": 3}, {"network": 1, "password": 2})
+    assert body["history"][0]["action"] == "edited" and body["history"][0]["by"] == "root"
+    untouched = client.patch(path, headers=bearer(admin), json={"role": "admin"}).get_json()
+    assert untouched["languages"] == {"pl": 3} and untouched["role"] == "admin"
+    assert problem(client.patch(path, headers=bearer(admin), json={"phone": "12"}),
+                   400)["error"] == "refused"
+    assert problem(client.patch(path, headers=bearer(admin), json={"colour": "red"}), 422)
+    assert problem(client.patch("/api/v1/agents/4242", headers=bearer(admin), json={}), 404)
+
+    deactivated = client.patch(path, headers=bearer(admin), json={"active": False})
+    assert deactivated.get_json()["active"] is False
+    assert client.get("/api/v1/me", headers=bearer(ann_token)).status_code == 401  # token gone
+    assert client.patch(path, headers=bearer(admin), json={"active": True}).get_json()["active"]
+    detail = client.get(path, headers=bearer(admin)).get_json()
+    assert [line["action"] for line in detail["history"]][:2] == ["reactivated", "deactivated"]
+    assert (detail["sign_in_attempts"], detail["sign_in_wait_seconds"]) == (0, 0)
+
+
+def test_the_last_admin_stays_an_admin(desk: Desk, client: FlaskClient) -> None:
+    root_id, admin = desk.agent("root", role="admin")
+    for change in ({"role": "agent"}, {"active": False}):
+        refused = problem(client.patch(f"/api/v1/agents/{root_id}", headers=bearer(admin),
+                                       json=change), 400)
+        assert "last active admin" in refused["message"]
+
+
+def test_password_unlock_and_sign_out_through_the_api(desk: Desk, client: FlaskClient) -> None:
+    _, admin = desk.agent("root", role="admin")
+    ann_id, ann_token = desk.agent("ann")
+    browser = client.application.test_client()
+    assert browser.post("/api/v1/session", json={"username": "ann", "password": PASSWORD}
+                        ).status_code == 200
+    ended = client.post(f"/api/v1/agents/{ann_id}/sign-out", headers=bearer(admin))
+    assert ended.status_code == 200
+    assert ended.get_json()["history"][0]["action"] == "signed_out_everywhere"
+    assert browser.get("/api/v1/me").status_code == 401  # the cookie session ended
+    assert client.get("/api/v1/me", headers=bearer(ann_token)).status_code == 200  # token not
+
+    typed = client.post(f"/api/v1/agents/{ann_id}/password", headers=bearer(admin),
+                        json={"password": "another long passphrase"})
+    assert typed.get_json()["generated_password"] is None
+    fresh = client.post(f"/api/v1/agents/{ann_id}/password", headers=bearer(admin), json={})
+    new_password = fresh.get_json()["generated_password"]
+    assert new_password and fresh.get_json()["agent"]["username"] == "ann"
+    assert problem(client.post(f"/api/v1/agents/{ann_id}/password", headers=bearer(admin),
+                               json={"password": "short"}), 422)
+
+    for _ in range(2):
+        browser.post("/api/v1/session", json={"username": "ann", "password": "wrong"})
+    waiting = client.get(f"/api/v1/agents/{ann_id}", headers=bearer(admin)).get_json()
+    assert waiting["sign_in_attempts"] == 2 and waiting["sign_in_wait_seconds"] >= 1
+    unlocked = client.post(f"/api/v1/agents/{ann_id}/unlock", headers=bearer(admin)).get_json()
+    assert (unlocked["sign_in_attempts"], unlocked["sign_in_wait_seconds"]) == (0, 0)
+    assert unlocked["history"][0]["action"] == "unlocked"
+    assert browser.post("/api/v1/session", json={"username": "ann", "password": new_password}
+                        ).status_code == 200
 
 
 # Errors outside the routes

@@ -18,11 +18,14 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from sqlalchemy.orm import object_session
 
 from callbacks.desk import CallListEntry
 from callbacks.tickets.ticket import Ticket, TicketEvent
 from callbacks.workqueue.agents import Agent
 from callbacks.workqueue.attempts import CallbackAttempt
+from callbacks.workqueue.skills import AgentSkills, skills_of
+from ivr.db import get_session
 
 MAX_ID = 2**31 - 1
 """Ids are PostgreSQL integers: anything larger names nothing."""
@@ -39,6 +42,20 @@ def _whole_number(value: Any) -> Any:
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
 # PostgreSQL text cannot hold NUL characters, so every string field refuses them at the door.
 Note = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+Level = Annotated[int, Field(ge=1, le=3, description="1 can help, 2 experienced, 3 expert"),
+                  BeforeValidator(_whole_number)]
+_ONLY_PATTERN_KEYS: dict[str, Any] = {"additionalProperties": False}
+"""patternProperties alone would let any other key through, in the document."""
+Languages = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")], Level],
+    Field(max_length=40, json_schema_extra=_ONLY_PATTERN_KEYS,
+          description='Languages with a level, e.g. {"de": 3, "en": 2}')]
+Topics = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Level],
+    Field(max_length=40, json_schema_extra=_ONLY_PATTERN_KEYS,
+          description='Topics with a level, e.g. {"password": 2, "vdi": 1}')]
 
 
 class RequestBody(BaseModel):
@@ -83,17 +100,19 @@ class AvailabilityRequest(RequestBody):
 
 
 class AgentRequest(RequestBody):
-    """A new agent account."""
+    """A new agent account; without a password one is generated and returned once."""
 
     username: Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                pattern=r"^[A-Za-z0-9.@_-]+$")]
     password: Annotated[str, StringConstraints(min_length=10, max_length=256,
-                                               pattern=r"^[^\x00]*$")]
+                                               pattern=r"^[^\x00]*$")] | None = None
     display_name: Annotated[str, StringConstraints(max_length=128,
                                                    pattern=r"^[^\x00]*$")] = ""
     role: Literal["agent", "admin"] = "agent"
     phone: Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")] = ""
     dial_mode: Literal["progressive", "preview"] = "progressive"
+    languages: Languages = Field(default_factory=dict)
+    topics: Topics = Field(default_factory=dict)
 
 
 class SignInRequest(RequestBody):
@@ -258,25 +277,31 @@ class TicketDetail(BaseModel):
 
 
 class AgentOut(BaseModel):
-    """An agent account (never its password or token)."""
+    """An agent account (never its password or token) with its skills."""
 
     id: int
     username: str
     name: str
     role: str
     phone: str
-    availability: str
+    availability: str = Field(description="available, on_call, wrap_up, away or offline "
+                                          "(signed out)")
     availability_since: datetime
     dial_mode: str
     active: bool
+    languages: dict[str, int] = Field(description="Languages spoken, each with a level 1-3")
+    topics: dict[str, int] = Field(description="Topics known, each with a level 1-3")
 
     @classmethod
-    def of(cls, agent: Agent) -> AgentOut:
-        """The API form of an agent."""
+    def of(cls, agent: Agent, skills: AgentSkills | None = None) -> AgentOut:
+        """The API form of an agent (skills read from SQL when not given)."""
+        if skills is None:
+            skills = skills_of(object_session(agent) or get_session(), agent.id)
         return cls(id=agent.id, username=agent.username, name=agent.name, role=agent.role,
                    phone=agent.phone, availability=agent.availability,
                    availability_since=agent.availability_since, dial_mode=agent.dial_mode,
-                   active=agent.active)
+                   active=agent.active, languages=dict(skills.languages),
+                   topics=dict(skills.topics))
 
 
 class AgentList(BaseModel):

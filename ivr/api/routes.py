@@ -32,12 +32,12 @@ from callbacks.desk import (
 )
 from callbacks.tickets.ticket import Ticket, ticket_id_from_number
 from callbacks.voicemail import VoicemailAudio
-from callbacks.workqueue.agents import AgentError, authenticate, create_agent, list_agents
+from callbacks.workqueue.agents import authenticate
 from callbacks.workqueue.callback_requests import CallbackRequest
 from callbacks.workqueue.dialer import DialRefused, ReservedForAnother, call_now
 from ivr import signin_limits
+from ivr.api import agents  # noqa: F401 (the account routes register on the same blueprint)
 from ivr.api.core import (
-    ADMIN,
     PUBLIC,
     ROUTES,
     ApiProblem,
@@ -49,9 +49,7 @@ from ivr.api.core import (
 )
 from ivr.api.models import (
     MAX_ID,
-    AgentList,
     AgentOut,
-    AgentRequest,
     AttemptOut,
     AvailabilityRequest,
     CallbackDetail,
@@ -223,32 +221,6 @@ def put_availability(body: AvailabilityRequest) -> Response:
     session = get_session()
     agent = _desk(lambda: change_availability(session, signed_in_agent(), body.availability))
     return reply(AgentOut.of(agent))
-
-
-@api_route("GET", "/agents", summary="Every agent account", tag="agents", access=ADMIN,
-           responses={200: Reply("Agents by user name", AgentList)})
-def get_agents() -> Response:
-    """Every agent account (admins only)."""
-    return reply(AgentList(agents=[AgentOut.of(agent) for agent in list_agents(get_session())]))
-
-
-@api_route("POST", "/agents", summary="Create an agent account", tag="agents", access=ADMIN,
-           body=AgentRequest, responses={
-               201: Reply("The new account", AgentOut),
-               400: Reply("The account cannot be created (taken user name, weak password, "
-                          "invalid phone number)", Problem)})
-def post_agent(body: AgentRequest) -> Response:
-    """Create an agent account (admins only)."""
-    session = get_session()
-    try:
-        agent = create_agent(session, body.username, body.password,
-                             display_name=body.display_name, role=body.role, phone=body.phone,
-                             dial_mode=body.dial_mode)
-    except AgentError as error:
-        session.rollback()
-        raise ApiProblem(400, "refused", str(error)) from None
-    session.commit()
-    return reply(AgentOut.of(agent), 201)
 
 
 @api_route("POST", "/session", summary="Sign in with a session cookie", tag="session",
