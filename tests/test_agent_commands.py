@@ -1,4 +1,5 @@
-"""`ivr agents add|list|password|token|disable`, and the demo agent `ivr demo` creates."""
+"""`ivr agents add|edit|list|password|token|unlock|signout|disable|enable`, and the demo agent
+`ivr demo` creates."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
+from callbacks.workqueue.accounts import AccountEvent
 from callbacks.workqueue.agents import Agent, agent_for_token, authenticate
+from callbacks.workqueue.skills import skills_of
 from ivr.cli import main
 from ivr.demo import DEMO_AGENT_PHONE, ensure_demo_agent
 
@@ -34,7 +37,8 @@ def signs_in(app: Flask, username: str, password: str) -> bool:
 
 def test_add_then_list(runner: FlaskCliRunner, app: Flask) -> None:
     code, output = add(runner, "Ann", "--name", "Ann Smith", "--phone", "+49 30 555 011",
-                       "--role", "admin", "--mode", "preview")
+                       "--role", "admin", "--mode", "preview", "--languages", "de:3,en:2",
+                       "--topics", "password:2,vdi")
     assert code == 0, output
     assert "added admin ann (Ann Smith, preview)" in output
     assert add(runner, "bob")[0] == 0
@@ -44,9 +48,12 @@ def test_add_then_list(runner: FlaskCliRunner, app: Flask) -> None:
     listing = runner.invoke(main, ["agents", "list"])
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
-    assert lines[0].split() == ["USERNAME", "NAME", "ROLE", "PHONE", "AVAILABILITY", "MODE"]
-    assert lines[1].split() == ["ann", "Ann", "Smith", "admin", "+4930555011", "offline", "preview"]
-    assert lines[2].split() == ["bob", "bob", "agent", "-", "offline", "progressive"]
+    assert lines[0].split() == ["USERNAME", "NAME", "ROLE", "PHONE", "AVAILABILITY", "MODE",
+                                "LANGUAGES", "TOPICS", "SIGN-IN"]
+    assert lines[1].split() == ["ann", "Ann", "Smith", "admin", "+4930555011", "offline",
+                                "preview", "de:3,en:2", "password:2,vdi:2", "ok"]
+    assert lines[2].split() == ["bob", "bob", "agent", "-", "offline", "progressive", "-", "-",
+                                "ok"]
 
 
 def test_an_empty_list_says_how_to_add(runner: FlaskCliRunner) -> None:
@@ -131,18 +138,76 @@ def test_disable_ends_sign_in_tokens_and_calls(runner: FlaskCliRunner, app: Flas
 
 def test_the_demo_agent_is_made_once_when_there_is_no_agent(app: Flask, database_url: str,
                                                              tmp_path: Path) -> None:
-    password = ensure_demo_agent(database_url, tmp_path)
-    assert password is not None
+    made = ensure_demo_agent(database_url, tmp_path)
+    assert made.created and made.password is not None
     agent = stored(app, "demo")
     assert agent is not None
-    assert (agent.phone, agent.dial_mode) == (DEMO_AGENT_PHONE, "preview")
-    assert signs_in(app, "demo", password)
-    assert ensure_demo_agent(database_url, tmp_path) == password  # kept for the next run
+    assert (agent.phone, agent.dial_mode, agent.role) == (DEMO_AGENT_PHONE, "preview", "admin")
+    assert signs_in(app, "demo", made.password)
+    again = ensure_demo_agent(database_url, tmp_path)  # the next start: kept, not shown
+    assert not again.created and again.password is None
+    assert (tmp_path / "demo-agent-password.txt").read_text().strip() == made.password
     assert (tmp_path / "demo-agent-password.txt").stat().st_mode & 0o077 == 0
 
 
 def test_no_demo_agent_where_agents_exist(runner: FlaskCliRunner, app: Flask,
                                           database_url: str, tmp_path: Path) -> None:
     add(runner, "ann")
-    assert ensure_demo_agent(database_url, tmp_path) is None
+    assert not ensure_demo_agent(database_url, tmp_path).created
     assert stored(app, "demo") is None
+
+
+def test_edit_changes_only_what_is_given(runner: FlaskCliRunner, app: Flask) -> None:
+    add(runner, "ann", "--name", "Ann Smith", "--languages", "de:3")
+    result = runner.invoke(main, ["agents", "edit", "ann", "--phone", "+4930555019",
+                                  "--mode", "preview", "--topics", "vdi:3,network"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "ann: changed phone, dial_mode, topics"
+    agent = stored(app, "ann")
+    assert agent is not None
+    assert (agent.display_name, agent.phone, agent.dial_mode) == (
+        "Ann Smith", "+4930555019", "preview")
+    with app.extensions["ivr.sessions"]() as session:
+        skills = skills_of(session, agent.id)
+    assert (skills.languages, skills.topics) == ({"de": 3}, {"network": 2, "vdi": 3})
+    cleared = runner.invoke(main, ["agents", "edit", "ann", "--languages", ""])
+    assert cleared.output.strip() == "ann: changed languages"
+    assert runner.invoke(main, ["agents", "edit", "ann"]).output.strip() == (
+        "ann: nothing to change")
+    bad = runner.invoke(main, ["agents", "edit", "ann", "--languages", "german"])
+    assert bad.exit_code == 2 and "a language is a 2-3 letter code" in bad.output
+    with app.extensions["ivr.sessions"]() as session:
+        actions = session.scalars(select(AccountEvent.action).order_by(AccountEvent.id)).all()
+        by = set(session.scalars(select(AccountEvent.by)))
+    assert actions == ["created", "edited", "edited"] and by == {"cli"}
+
+
+def test_unlock_and_signout(runner: FlaskCliRunner, app: Flask) -> None:
+    add(runner, "ann")
+    client = app.test_client()
+    assert client.post("/api/v1/session", json={"username": "ann", "password": PASSWORD}
+                       ).status_code == 200
+    for _ in range(3):
+        app.test_client().post("/api/v1/session", json={"username": "ann", "password": "no"})
+    assert "waits-" in runner.invoke(main, ["agents", "list"]).output
+    unlocked = runner.invoke(main, ["agents", "unlock", "ann"])
+    assert unlocked.exit_code == 0 and "ann may sign in again at once" in unlocked.output
+    assert "waits-" not in runner.invoke(main, ["agents", "list"]).output
+    signed_out = runner.invoke(main, ["agents", "signout", "ann"])
+    assert signed_out.exit_code == 0 and "ann is signed out everywhere" in signed_out.output
+    assert client.get("/api/v1/me").status_code == 401
+    for command in ("unlock", "signout", "edit", "enable"):
+        result = runner.invoke(main, ["agents", command, "nobody"])
+        assert result.exit_code == 1 and "no agent named 'nobody'" in result.output
+
+
+def test_disable_then_enable(runner: FlaskCliRunner, app: Flask) -> None:
+    add(runner, "ann")
+    add(runner, "root", "--role", "admin")
+    assert runner.invoke(main, ["agents", "disable", "ann"]).exit_code == 0
+    assert not signs_in(app, "ann", PASSWORD)
+    enabled = runner.invoke(main, ["agents", "enable", "ann"])
+    assert enabled.exit_code == 0 and "ann may sign in again" in enabled.output
+    assert signs_in(app, "ann", PASSWORD)
+    last_admin = runner.invoke(main, ["agents", "disable", "root"])
+    assert last_admin.exit_code == 1 and "last active admin" in last_admin.output
