@@ -31,12 +31,16 @@ def sms_job_id(ticket_id: int, kind: str = "ticket") -> str:
 
 
 def enqueue_unique(connection: Redis, queue_name: str, func: str, job_id: str,
-                   *args: object, retry: Retry | None = None, timeout: int = 180) -> Job | None:
-    """Enqueue `func(*args)` as `job_id` unless a job with that id exists; None if it did."""
+                   *args: object, retry: Retry | None = None, timeout: int = 180,
+                   description: str | None = None) -> Job | None:
+    """Enqueue `func(*args)` as `job_id` unless a job with that id exists; None if it did.
+
+    `description` replaces the arguments in rq's log lines (which would show a number)."""
     queue = Queue(queue_name, connection=connection)
     try:
         return queue.enqueue_call(func, args=args, job_id=job_id, retry=retry, timeout=timeout,
-                                  result_ttl=3600, failure_ttl=7 * 24 * 3600, unique=True)
+                                  result_ttl=3600, failure_ttl=7 * 24 * 3600, unique=True,
+                                  description=description)
     except DuplicateJobError:
         return None
 
@@ -53,7 +57,8 @@ def enqueue_ticket_sms(connection: Redis, ticket_id: int, line: str = "") -> Job
     dialled (the sender when IVR_SMS_FROM is not set), known to the webhook that queues it."""
     args = (ticket_id, line) if line else (ticket_id,)
     return enqueue_unique(connection, URGENT, "callbacks.jobs.send_ticket_sms",
-                          sms_job_id(ticket_id), *args, retry=SMS_RETRY, timeout=60)
+                          sms_job_id(ticket_id), *args, retry=SMS_RETRY, timeout=60,
+                          description=f"callbacks.jobs.send_ticket_sms(ticket {ticket_id})")
 
 
 def enqueue_dial_job(connection: Redis, agent_id: int | None = None) -> Job:

@@ -19,7 +19,7 @@ from callbacks.workqueue.agents import create_agent
 from callbacks.workqueue.dialer import dial_next
 from ivr.simulator.outbound import play_outbound_call
 from ivr.standin import StandinServer
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, desk_app, publish
+from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, publish
 from tests.test_callback_ivr import OPEN, VOICE_FLOW
 from tests.test_voice import CALLER, Phone
 
@@ -86,6 +86,6 @@ def test_a_whole_callback_logs_no_numbers_tokens_or_texts(
                        if record.levelno >= logging.INFO) + "\n" + written.getvalue()
     assert "CA" in written.getvalue()  # the lines name calls by their CallSid, not number
     assert "callback" in logged  # the log does say what happened
-    for secret in (*_digits(CALLER), *_digits(KEYED_IN), *_digits(AGENT_PHONE), *SECRETS,
-                   *bodies):
+    for secret in (*_digits(CALLER), *_digits(KEYED_IN), *_digits(AGENT_PHONE), *_digits(LINE),
+                   *SECRETS, *bodies):
         assert secret not in logged, f"{secret!r} was logged"
