@@ -48,7 +48,7 @@ def register_control(app: Flask) -> None:
         ("/_standin/deleted", list_deleted, ["GET"]),
         ("/_standin/requests", list_requests, ["GET"]),
         ("/_standin/recordings/<name>", upload_recording, ["PUT"]),
-        ("/_standin/queues/<name>/members", join_queue, ["POST"]),
+        ("/_standin/queues/<path:name>/members", join_queue, ["POST"]),
         ("/_standin/queues/members/<call_sid>", queue_member, ["GET", "DELETE"]),
         ("/_standin/faults", add_fault, ["POST"]),
         ("/_standin/reset", reset, ["POST"]),
