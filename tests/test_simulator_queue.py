@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -43,6 +44,9 @@ STANDIN_TOKEN = "standin-queue-token-0123456789"
 TOKEN = "queue-test-auth-token-0123456789ab"
 PUBLIC = "https://support.example.test"
 CONNECT = f"{PUBLIC}/voice/queue/connect?s=en&live=7"
+AGENT_PHONE = "+4930555011"
+LINE_NUMBER = "+493012345678"
+CALLER_PHONE = "+4930901820"
 
 
 # --- the line: TwiML of the queue design, signatures checked ------------------------
@@ -66,7 +70,9 @@ def line_app(standin: StandinServer, settings: dict[str, Any],
     @app.before_request
     def check_signature() -> Response | None:
         query = request.query_string.decode()
-        url = PUBLIC + request.path + (f"?{query}" if query else "")
+        # The agent's leg is posted to the URL of the REST call, the caller's to the public one.
+        root = request.host_url.rstrip("/") if request.path.startswith("/dialer") else PUBLIC
+        url = root + request.path + (f"?{query}" if query else "")
         params = request.form.to_dict()
         log.append({"path": request.path, "args": request.args.to_dict(), "params": params})
         if not validator.validate(url, params, request.headers.get("X-Twilio-Signature", "")):
@@ -115,6 +121,11 @@ def line_app(standin: StandinServer, settings: dict[str, Any],
                 twiml="<Response><Say>Moved to another line.</Say><Hangup/></Response>")
         elif line_does == "reset":
             standin.reset()
+        elif line_does == "ring":  # an agent is free: ring their phone for this caller
+            agent = f"{request.host_url}dialer/live/agent?" + urlencode(
+                {"offer": "1", "queue": form["QueueSid"], "caller": form["CallSid"]})
+            rest().calls.create(to=AGENT_PHONE, from_=LINE_NUMBER, url=agent,
+                                status_callback=f"{request.host_url}dialer/live/agent-status")
         r = VoiceResponse()
         if settings.get("wait_leaves"):
             r.leave()
@@ -174,8 +185,41 @@ def line_app(standin: StandinServer, settings: dict[str, Any],
         return _twiml(r)
 
     @app.post("/voice/status")
+    @app.post("/dialer/live/agent-status")
+    @app.post("/dialer/agent-status")
     def status() -> Response:
         return Response(status=204)
+
+    @app.post("/dialer/live/agent")
+    def agent_answered() -> Response:
+        r = VoiceResponse()
+        try:
+            rest().queues(request.args["queue"]).members(request.args["caller"]).update(
+                url=CONNECT, method="POST")
+        except TwilioRestException as gone:
+            if gone.status != 404:
+                raise
+            r.say("The caller has hung up.")
+            r.hangup()
+            return _twiml(r)
+        r.say("Caller from Berlin about password, waited 2 minutes, priority P2.")
+        dial = Dial()
+        dial.conference("live-7", start_conference_on_enter=True, end_conference_on_exit=True)
+        r.append(dial)
+        return _twiml(r)
+
+    @app.post("/dialer/agent")
+    def agent_for_callback() -> Response:
+        r = VoiceResponse()
+        r.say("Callback for ticket 42, network.")
+        r.dial(CALLER_PHONE, action=f"{request.host_url}dialer/bridged")
+        return _twiml(r)
+
+    @app.post("/dialer/bridged")
+    def bridged() -> Response:
+        r = VoiceResponse()
+        r.say(f"The caller's phone: {request.form['DialCallStatus']}.")
+        return _twiml(r)
 
     return app
 
