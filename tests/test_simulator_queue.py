@@ -106,6 +106,17 @@ def line_app(standin: StandinServer, settings: dict[str, Any],
         r.enqueue("servicedesk", action="/voice/queue/left?s=en")
         return _twiml(r)
 
+    @app.post("/voice/conference")
+    def conference_outside_a_queue() -> Response:
+        r = VoiceResponse()
+        r.leave()
+        dial = Dial()
+        dial.conference("room-1")
+        r.append(dial)
+        r.say("After the conference.")
+        r.hangup()
+        return _twiml(r)
+
     @app.post("/voice/queue/wait")
     def wait() -> Response:
         form = request.form
@@ -538,6 +549,17 @@ def test_the_hold_loop_does_not_count_against_the_request_loop_guard(line, stand
 
     assert not transcript.failed, transcript.failures
     assert len(requests_to(line.log, "/voice/queue/wait")) == 12
+
+
+def test_a_conference_and_leave_outside_a_queue(line):
+    transcript = place(line.url, None, [], entry_path="/voice/conference", dial_talk_seconds=12)
+
+    assert not transcript.failed, transcript.failures
+    skipped = next(e for e in transcript.events if e.kind == "skip")
+    assert "<Leave> outside" in skipped.text
+    conference = next(e for e in transcript.events if e.kind == "conference")
+    assert conference.text == "room-1" and conference.detail["action"] is None
+    assert transcript.said() == ["After the conference."] and transcript.duration >= 12
 
 
 # --- scripts and the terminal --------------------------------------------------------
