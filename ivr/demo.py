@@ -157,6 +157,7 @@ def demo_hints(line: DemoLine, sign_in: str) -> str:
         "and answer the agent's phone with the simulator:\n"
         f"  {call} --from {DEMO_CALLER} --press 1,2,3,1,1    # VPN, callback\n"
         f"  {line.ivr} answer --standin {standin}    # or add --caller busy\n"
+        f"  {line.ivr} answer --standin {standin} --list    # the phones ringing now\n"
         f"The JSON API: {web}/api/v1/openapi.json\n"
         "Press Ctrl-C to stop.\n"
     )
