@@ -11,6 +11,7 @@ import callbacks.voicemail
 import callbacks.workqueue.agents
 import callbacks.workqueue.attempts
 import callbacks.workqueue.callback_requests
+import callbacks.workqueue.live_calls
 import callbacks.workqueue.skills  # noqa: F401
 from callbacks.db import Base
 

@@ -15,14 +15,17 @@ import phonenumbers
 from routing.callback_choices import callback_calendar, offers_windows
 from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
 from routing.errors import FlowError
-from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, Rota
+from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, QueueNode, Rota
 from routing.hours import parse_day_spec, parse_time_range
 from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
+from routing.queue_checks import check_queue
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], tuple[int, int]]
 
 TARGET_FIELDS = ("next", "on_failure", "open", "closed", "holiday", "on_no_answer")
+QUEUE_TARGET_FIELDS = ("callback", "voicemail", "overflow")
+"""A queue node's ways out ('callback' is a flag, not a target, on voicemail nodes)."""
 PROMPT_FIELDS = ("text", "prompt", "invalid", "no_input")
 MAX_LOOPS_REPORTED = 20
 MAX_LOOP_STEPS = 20_000  # bounds the cycle search on pathological graphs
@@ -77,6 +80,8 @@ class _Checks:
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
                 self.check_callback(node_id, node)
+            elif isinstance(node, QueueNode):
+                check_queue(self, node_id, node)
 
     # --- graph ---------------------------------------------------------------
 
@@ -86,7 +91,8 @@ class _Checks:
         if node.type == "menu":
             for key, option in node.options.items():
                 yield ("nodes", node_id, "options", key, "next"), f"option '{key}'", option.next
-        for field in TARGET_FIELDS:
+        fields = QUEUE_TARGET_FIELDS if node.type == "queue" else TARGET_FIELDS
+        for field in fields:
             target = getattr(node, field, None)
             if target is not None:
                 yield ("nodes", node_id, field), field, target
