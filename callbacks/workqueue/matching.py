@@ -74,21 +74,28 @@ WITH me AS (
     UNION ALL SELECT ''
 ), topics AS (
     SELECT code, level FROM agent_skills WHERE agent_id = %(agent)s AND kind = 'topic'
-), wanted AS (
-    SELECT langs.code AS language, t.code AS topic
-      FROM langs CROSS JOIN (SELECT NULL::varchar AS code UNION ALL SELECT code FROM topics) t
 ), live AS (
-    SELECT c.id, c.due_at, c.category FROM wanted CROSS JOIN LATERAL (
+    SELECT c.* FROM langs CROSS JOIN LATERAL (
         SELECT id, due_at, category FROM live_calls
-         WHERE status = 'waiting' AND language = wanted.language
-           AND (wanted.topic IS NULL OR category = wanted.topic)
+         WHERE status = 'waiting' AND language = langs.code AND EXISTS (SELECT 1 FROM me)
+         ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+    UNION ALL
+    SELECT c.* FROM langs CROSS JOIN topics CROSS JOIN LATERAL (
+        SELECT id, due_at, category FROM live_calls
+         WHERE status = 'waiting' AND language = langs.code AND category = topics.code
            AND EXISTS (SELECT 1 FROM me)
          ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
 ), callbacks AS (
-    SELECT c.id, c.due_at, c.category FROM wanted CROSS JOIN LATERAL (
+    SELECT c.* FROM langs CROSS JOIN LATERAL (
         SELECT id, due_at, category FROM callback_requests
-         WHERE status = 'pending' AND language = wanted.language
-           AND (wanted.topic IS NULL OR category = wanted.topic)
+         WHERE status = 'pending' AND language = langs.code AND available_at <= %(now)s
+           AND (assigned_agent_id IS NULL OR assigned_agent_id = %(agent)s)
+           AND EXISTS (SELECT 1 FROM me WHERE dial_mode = 'progressive')
+         ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+    UNION ALL
+    SELECT c.* FROM langs CROSS JOIN topics CROSS JOIN LATERAL (
+        SELECT id, due_at, category FROM callback_requests
+         WHERE status = 'pending' AND language = langs.code AND category = topics.code
            AND available_at <= %(now)s
            AND (assigned_agent_id IS NULL OR assigned_agent_id = %(agent)s)
            AND EXISTS (SELECT 1 FROM me WHERE dial_mode = 'progressive')
