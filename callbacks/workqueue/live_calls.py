@@ -40,6 +40,9 @@ ENDED = ("done", "abandoned", "lost")
 EXIT_REASONS = {"overflowed": "overflow", "to_callback": "callback", "to_voicemail": "voicemail"}
 """What the flow hears (QueueLeft) when a caller left the line this way."""
 
+HEARTBEAT = timedelta(seconds=20)
+"""How often a waiting caller's hold loop notes that they are still there (last_seen_at)."""
+
 LIVE_OFFER_STAGES = ("ringing_agent", "bridging", "talking")
 """Stages of an offer still on the phone; anything else is an outcome."""
 OFFER_OUTCOMES = ("completed", "agent_no_answer", "agent_busy", "agent_failed", "agent_hung_up",
@@ -175,17 +178,33 @@ def live_call_by_sid(session: Session, call_sid: str, *, lock: bool = False) -> 
 def record_wait_pass(session: Session, call_sid: str, queue_sid: str, now: datetime
                      ) -> LiveCall | None:
     """The provider asked for the hold loop: the caller is here (a call the reconciler had
-    closed as lost is waiting again); the queue's SID is kept for dequeuing."""
-    call = live_call_by_sid(session, call_sid, lock=True)
-    if call is None:
-        return None
-    call.last_seen_at = now
-    if queue_sid and not call.queue_sid:
-        call.queue_sid = queue_sid[:64]
-    if call.status == "lost":
-        call.status, call.ended_at, call.wait_seconds = "waiting", None, None
-        call.outcome_detail = "back after the reconciler counted it lost"
-    return call
+    closed as lost is waiting again); the queue's SID is kept for dequeuing. Committed.
+
+    The row is written at most every HEARTBEAT and only by short statements: a router's claim
+    passes over rows other transactions hold (FOR UPDATE SKIP LOCKED), so a caller whose hold
+    loop held their row would lose their turn.
+    """
+    session.execute(update(LiveCall).where(
+        LiveCall.call_sid == call_sid,
+        LiveCall.last_seen_at < now - HEARTBEAT).values(last_seen_at=now))
+    if queue_sid:
+        session.execute(update(LiveCall).where(LiveCall.call_sid == call_sid,
+                                               LiveCall.queue_sid.is_(None))
+                        .values(queue_sid=queue_sid[:64]))
+    session.execute(update(LiveCall).where(LiveCall.call_sid == call_sid,
+                                           LiveCall.status == "lost")
+                    .values(status="waiting", ended_at=None, wait_seconds=None,
+                            last_seen_at=now,
+                            outcome_detail="back after the reconciler counted it lost"))
+    session.commit()
+    return session.scalar(select(LiveCall).where(LiveCall.call_sid == call_sid)
+                          .execution_options(populate_existing=True))
+
+
+def note_announced(session: Session, call: LiveCall, now: datetime) -> None:
+    """The caller has just heard their place and wait (committed with the pass)."""
+    session.execute(update(LiveCall).where(LiveCall.id == call.id)
+                    .values(announced_at=now))
 
 
 def leave_line(session: Session, call: LiveCall, status: str, now: datetime,

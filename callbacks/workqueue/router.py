@@ -49,6 +49,7 @@ from callbacks.workqueue.dialer import (
     spoken_duration,
 )
 from callbacks.workqueue.live_calls import (
+    IN_LINE,
     LEFT_LINE,
     LiveCall,
     LiveOffer,
@@ -261,10 +262,15 @@ def agent_answered_live(session: Session, settings: Settings, offer_id: int,
     call = _locked(session, LiveCall, call_id)
     assert call is not None
     if call.status == "offered":
-        call.status, call.agent_id, call.answered_at = "bridged", offer.agent_id, moment
-        call.wait_seconds = max(0, int((moment - call.entered_at).total_seconds()))
+        _bridged(call, offer.agent_id, moment)
     session.commit()
     return AgentAnswer("connect", whisper, conference(call_id))
+
+
+def _bridged(call: LiveCall, agent_id: int, moment: datetime) -> None:
+    """The caller is on their way to the agent: answered now, after this long in line."""
+    call.status, call.agent_id, call.answered_at = "bridged", agent_id, moment
+    call.wait_seconds = max(0, int((moment - call.entered_at).total_seconds()))
 
 
 def agent_leg_ended_live(session: Session, settings: Settings, offer_id: int, status: str,
@@ -289,7 +295,20 @@ def agent_leg_ended_live(session: Session, settings: Settings, offer_id: int, st
         after_release(settings, offer.agent_id, agent_state)
         enqueue_dial(runtime.redis())  # the caller is first in line for the next free agent
         return outcome
-    if offer.stage in ("bridging", "talking"):
+    if offer.stage == "bridging":  # the agent left before the caller joined them
+        end_offer(offer, "agent_hung_up", f"Twilio CallStatus {status} before the caller "
+                  "joined", moment)
+        session.execute(update(LiveCall).where(LiveCall.id == offer.live_call_id,
+                                               LiveCall.status == "bridged")
+                        .values(status="waiting", agent_id=None, answered_at=None,
+                                claimed_by=None, claimed_at=None,
+                                outcome_detail="the agent left before the caller joined"))
+        release_agent(session, offer.agent_id, "wrap_up", moment)
+        session.commit()
+        after_release(settings, offer.agent_id, "wrap_up")
+        enqueue_dial(runtime.redis())
+        return "agent_hung_up"
+    if offer.stage == "talking":
         end_conversation(session, offer, moment, f"the agent's call ended ({status})")
         session.commit()
         after_release(settings, offer.agent_id, "wrap_up")
@@ -315,15 +334,19 @@ def end_conversation(session: Session, offer: LiveOffer, now: datetime, detail: 
 
 
 def caller_leaves_line(session: Session, settings: Settings, call_sid: str, status: str,
-                       now: datetime | None = None, queue_seconds: int | None = None
+                       now: datetime | None = None, queue_seconds: int | None = None, *,
+                       detail: str = "", from_statuses: tuple[str, ...] = IN_LINE
                        ) -> LiveCall | None:
-    """The caller goes (`status`: abandoned, overflowed, to_callback, to_voicemail); an agent
-    being rung for them is stopped and free again. The call as it is now, or None."""
+    """The caller goes (`status`: abandoned, overflowed, to_callback, to_voicemail) if they
+    are in one of `from_statuses`; an agent being rung for them is stopped and free again.
+    The call as it is now, or None."""
     moment = now or utcnow()
     call = live_call_by_sid(session, call_sid, lock=True)
     if call is None:
         return None
-    ringing = leave_line(session, call, status, moment, queue_seconds=queue_seconds)
+    ringing = None
+    if call.status in from_statuses:
+        ringing = leave_line(session, call, status, moment, detail, queue_seconds)
     session.commit()
     if ringing is not None:
         _cancel_ring(session, settings, ringing)
@@ -358,24 +381,27 @@ def caller_left(session: Session, settings: Settings, call_sid: str, result: str
 def caller_joins_agent(session: Session, live_call_id: int, call_sid: str,
                        now: datetime | None = None) -> str:
     """The dequeued caller asks for their conference: 'talk' when their agent is there,
-    'requeue' when the agent is gone (the caller waits again, first in line), 'gone'."""
+    'requeue' when the agent is gone (the caller waits again, first in line), 'gone' when the
+    call is over."""
     call = _locked(session, LiveCall, live_call_id)
-    if call is None or call.call_sid != call_sid or call.status not in ("offered", "bridged"):
+    if call is None or call.call_sid != call_sid:
         return "gone"
     offer = live_offer_of_call(session, call.id)
-    if offer is None or offer.stage not in ("bridging", "talking"):
+    if offer is not None and offer.stage in ("bridging", "talking"):
+        offer.stage = "talking"
+        if call.status in IN_LINE:  # the dequeue outran its own bookkeeping
+            _bridged(call, offer.agent_id, now or utcnow())
+        session.commit()
+        return "talk"
+    if call.status not in (*IN_LINE, "bridged"):
+        return "gone"
+    if offer is None and call.status != "waiting":  # a ring for them goes on otherwise
         call.status, call.agent_id, call.answered_at = "waiting", None, None
         call.claimed_by = call.claimed_at = None
         call.outcome_detail = "the agent left before the caller joined; waiting again"
-        session.commit()
-        enqueue_dial(runtime.redis())
-        return "requeue"
-    offer.stage = "talking"
-    if call.status == "offered":  # the dequeue outran its own bookkeeping
-        moment = now or utcnow()
-        call.status, call.agent_id, call.answered_at = "bridged", offer.agent_id, moment
     session.commit()
-    return "talk"
+    enqueue_dial(runtime.redis())
+    return "requeue"
 
 
 def caller_talked(session: Session, settings: Settings, call_sid: str,

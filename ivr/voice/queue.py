@@ -30,7 +30,12 @@ from callbacks.workqueue.line import (
     place_in_line,
     signed_in_agents_for,
 )
-from callbacks.workqueue.live_calls import IN_LINE, leave_line, live_call_by_sid, record_wait_pass
+from callbacks.workqueue.live_calls import (
+    IN_LINE,
+    live_call_by_sid,
+    note_announced,
+    record_wait_pass,
+)
 from callbacks.workqueue.router import (
     caller_joins_agent,
     caller_leaves_line,
@@ -131,9 +136,12 @@ def hold() -> Response:
                                      or signed_in_agents_for(session, call.language) == 0):
         detail = ("waited the priority's max wait" if moment >= call.overflow_at
                   else "no agent who speaks the caller's language is signed in")
-        leave_line(session, call, "overflowed", moment, detail)
-        session.commit()
-        return twiml_response(leave_twiml())
+        left = caller_leaves_line(session, runtime.settings(), call.call_sid, "overflowed",
+                                  moment, detail=detail, from_statuses=("waiting",))
+        if left is not None and left.status == "overflowed":
+            log.info("live call %s overflowed: %s", call.id, detail)
+            return twiml_response(leave_twiml())
+        return twiml_response(pause(1))  # an agent is being rung for the caller meanwhile
     announce = (call.announced_at is None or moment - call.announced_at
                 >= timedelta(seconds=node.announce_every) - ANNOUNCE_SLACK)
     said: tuple[Say, ...] = ()
@@ -142,7 +150,7 @@ def hold() -> Response:
         minutes = estimated_minutes(session, call, place, moment)
         said = hold_announcement(node, state.position.language, flow.default_language, place,
                                  minutes, first=call.announced_at is None)
-        call.announced_at = moment
+        note_announced(session, call, moment)
     free = call.status == "waiting" and free_agents_for(session, call.language) > 0
     session.commit()
     if free:
