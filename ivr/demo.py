@@ -105,6 +105,7 @@ def ensure_demo_agent(database_url: str, instance: Path) -> str | None:
 
     from callbacks.db import make_engine, make_session_factory
     from callbacks.workqueue.agents import Agent, create_agent
+    from callbacks.workqueue.skills import set_skills
     from ivr.config import _sqlalchemy_url
 
     saved = instance / DEMO_PASSWORD_FILE
@@ -113,8 +114,11 @@ def ensure_demo_agent(database_url: str, instance: Path) -> str | None:
         with make_session_factory(engine)() as session:
             if session.scalar(select(Agent.id).limit(1)) is None:
                 password = secrets.token_urlsafe(12)
-                create_agent(session, DEMO_AGENT, password, display_name="Demo Agent",
-                             role="admin", phone=DEMO_AGENT_PHONE, dial_mode="preview")
+                agent = create_agent(session, DEMO_AGENT, password, display_name="Demo Agent",
+                                     role="admin", phone=DEMO_AGENT_PHONE,
+                                     dial_mode="preview")
+                # every language of the demo flow, so callers in line can reach the agent
+                set_skills(session, agent.id, languages={"en": 2, "de": 2, "pl": 2, "ru": 2})
                 session.commit()
                 saved.touch(mode=0o600)
                 saved.write_text(password + "\n", encoding="utf-8")
