@@ -380,13 +380,15 @@ def _survey_step() -> Response:
         return _survey_question(state, question, 1, keypad_text("invalid", language))
     node = flow.nodes.get(state.position.node)
     dialled: list[str] = []
+    topic = state.position.node
     session = get_session()
     if isinstance(node, TransferNode):
         dialled = [node.to] if node.to else flow.groups.get(node.group or "", [])
     elif isinstance(node, QueueNode):  # the agent who answered the caller in line
         dialled = agent_phone_of(session, request.form["CallSid"])
+        topic = node.category or topic
     record_keypad_answer(session, request.form["CallSid"], question, score, language, dialled,
-                         state.position.node)
+                         topic)
     session.commit()
     following = KEYPAD_QUESTIONS[KEYPAD_QUESTIONS.index(question) + 1:]
     if following:
