@@ -131,9 +131,10 @@ class Phone:
         return self.transcript
 
 
-def joined(app: Flask, standin: StandinServer, n: int, language: str) -> Phone:
+def joined(app: Flask, standin: StandinServer, n: int, language: str,
+           script: tuple[str, ...] = ()) -> Phone:
     """Caller `n`, once in line (so callers join in the order they are made)."""
-    phone = Phone(app, standin, n, language)
+    phone = Phone(app, standin, n, language, script)
     in_line(app, phone)
     return phone
 
@@ -555,3 +556,23 @@ def test_a_broken_hold_loop_keeps_the_caller_in_line_with_valid_twiml(line: Flas
     twiml = ET.fromstring(answer.get_data(as_text=True))
     assert answer.status_code == 200 and [verb.tag for verb in twiml] == ["Pause"]
 
+
+
+def test_after_talking_the_caller_rates_the_agent_who_answered_by_keypad(
+        database_url: str, redis_url: str, standin: StandinServer) -> None:
+    from callbacks.survey import SurveyAnswer
+
+    with desk_app(database_url, redis_url, standin, SURVEY=True) as app:
+        publish(app, ALWAYS_OPEN)
+        app.extensions["test.phones"] = []
+        ana = agent(app, "ana", "+4930555001", {"en": 2})
+        caller = joined(app, standin, 1, "en", ("wait:1000", "4", "5"))
+        available(app, ana)
+        work(redis_url)
+        talk(app, AgentPhone(app, standin, "+4930555001"), caller)
+        assert any("How satisfied are you with the help you got?" in text
+                   for text in caller.said), caller.said[-5:]
+        with app.extensions["ivr.sessions"]() as session:
+            answers = session.scalars(select(SurveyAnswer).order_by(SurveyAnswer.id)).all()
+        assert [(a.question, a.score, a.agent_id, a.category) for a in answers] == [
+            ("overall", 4, ana, "password"), ("resolved", 5, ana, "password")]
