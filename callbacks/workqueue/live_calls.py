@@ -208,14 +208,15 @@ def note_announced(session: Session, call: LiveCall, now: datetime) -> None:
 
 
 def leave_line(session: Session, call: LiveCall, status: str, now: datetime,
-               detail: str = "", queue_seconds: int | None = None) -> LiveOffer | None:
+               detail: str = "", queue_seconds: int | None = None,
+               from_statuses: tuple[str, ...] = IN_LINE) -> LiveOffer | None:
     """Take a caller out of the line (`status`: abandoned, overflowed, to_callback,
     to_voicemail); the offer still ringing an agent for them, now ended, if any.
 
     `call` must be locked (`live_call_by_sid(..., lock=True)`). Nothing changes unless the
-    caller is still in line.
+    caller is in one of `from_statuses` (in line).
     """
-    if call.status not in IN_LINE:
+    if call.status not in from_statuses:
         return None
     call.status = status
     call.claimed_by = call.claimed_at = None

@@ -344,9 +344,7 @@ def caller_leaves_line(session: Session, settings: Settings, call_sid: str, stat
     call = live_call_by_sid(session, call_sid, lock=True)
     if call is None:
         return None
-    ringing = None
-    if call.status in from_statuses:
-        ringing = leave_line(session, call, status, moment, detail, queue_seconds)
+    ringing = leave_line(session, call, status, moment, detail, queue_seconds, from_statuses)
     session.commit()
     if ringing is not None:
         _cancel_ring(session, settings, ringing)
@@ -361,12 +359,9 @@ def caller_left(session: Session, settings: Settings, call_sid: str, result: str
     one on the way to their agent, else the flow's way on: overflow, callback or voicemail.
     """
     moment = now or utcnow()
-    if result == "hangup":
-        call = caller_leaves_line(session, settings, call_sid, "abandoned", moment,
-                                  queue_seconds)
-        if call is not None and call.status in LEFT_LINE and call.ended_at is None:
-            note_left(call, moment, queue_seconds)  # chose a way out, then hung up
-            session.commit()
+    if result == "hangup":  # also after choosing a way out the flow never got to take
+        caller_leaves_line(session, settings, call_sid, "abandoned", moment, queue_seconds,
+                           from_statuses=(*IN_LINE, *LEFT_LINE))
         return "hangup"
     if result in BRIDGED_RESULTS:
         return "connect"
