@@ -30,7 +30,7 @@ from sqlalchemy import select
 from callbacks import runtime
 from callbacks.logs import log_context
 from callbacks.queues import QUEUES
-from callbacks.reconciler import reconcile
+from callbacks.reconciler import RING_SECONDS, reconcile
 from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
 from callbacks.workqueue.callback_requests import CallbackRequest
@@ -125,7 +125,8 @@ class HelpdeskWorker(SimpleWorker):
                           grace=timedelta(seconds=settings.reconcile_seconds),
                           max_voicemail_seconds=settings.max_voicemail_seconds,
                           heartbeat_seconds=settings.heartbeat_seconds,
-                          wrap_up_seconds=settings.wrap_up_seconds, sweep=False)
+                          wrap_up_seconds=settings.wrap_up_seconds,
+                          ring_seconds=_ring_seconds(), sweep=False)
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")
@@ -135,6 +136,17 @@ class HelpdeskWorker(SimpleWorker):
             route_sweep()
         except Exception:
             log.exception("routing sweep failed")
+
+
+def _ring_seconds() -> int:
+    """How long agents' phones ring for live callers; the default if the file is unreadable
+    (the reconciler must run even then)."""
+    try:
+        return runtime.priority_policy().routing.ring_seconds
+    except Exception:
+        log.warning("priorities file unreadable; the reconciler assumes a %s s ring",
+                    RING_SECONDS, exc_info=True)
+        return RING_SECONDS
 
 
 def preload_models(languages: Iterable[str] | None = None) -> dict[str, float]:

@@ -144,3 +144,39 @@ def test_ivr_reconcile_reports_live_callers_and_routes_the_waiting_ones(
     assert f"routed now: live callers {caller}, callbacks none" in result.output
     [call] = standin.calls()
     assert call.to == row(desk, Agent, agent).phone
+
+
+def test_a_router_that_stalled_past_the_reconciler_rings_nobody(
+        desk: Flask, store: Store, redis_url: str, standin: StandinServer) -> None:
+    from callbacks.workqueue.router import ring_agent
+
+    agent = store.agent("ana", languages={"de": 2})
+    caller = store.live("de")
+    taken = assign_next(store.claims, agent, utcnow(), RoutingRules(), uuid.uuid4().hex)
+    assert taken is not None  # ... and the router stalls here for minutes
+    report = pass_of(desk, redis_url, grace=timedelta(seconds=-1))
+    assert report.live_calls_put_back == [caller] and report.agents_freed == [agent]
+    again = assign_next(store.claims, agent, utcnow(), RoutingRules(), uuid.uuid4().hex)
+    assert again is not None  # another router claimed the caller for the agent again
+    with runtime.sessions()() as session:
+        stale = ring_agent(session, runtime.settings(), RoutingRules(),
+                           session.get(Agent, agent), taken)  # the first router wakes up
+    assert stale is None and standin.calls() == []
+    assert row(desk, Agent, agent).availability == "on_call"  # still the second claim's
+    assert row(desk, LiveCall, caller).claimed_by == again.claim
+
+
+def test_twilio_refusing_to_ring_the_agent_keeps_the_caller_first_in_line(
+        desk: Flask, store: Store, standin: StandinServer) -> None:
+    agent = store.agent("ana", languages={"de": 2})
+    caller = store.live("de")
+    standin.inject_fault(r"/Calls\.json$", 400, times=1)
+    assert route_sweep()["live"] == [caller]
+    with desk.extensions["ivr.sessions"]() as session:
+        offer = session.scalar(select(LiveOffer))
+    assert offer is not None and offer.stage == "dial_error"
+    call = row(desk, LiveCall, caller)
+    assert (call.status, call.claimed_by) == ("waiting", None)
+    assert row(desk, Agent, agent).availability == "available"
+    assert route_sweep()["live"] == [caller]  # the next sweep rings
+    assert len(standin.calls()) == 1

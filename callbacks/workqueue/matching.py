@@ -50,6 +50,8 @@ class Assignment:
     attempts)."""
     claim: str
     """Who holds the claim, as written on the item (the router checks it before ringing)."""
+    at: datetime
+    """When the claim was made: the agent's `availability_since` while it is theirs."""
 
     @property
     def live_call_id(self) -> int | None:
@@ -153,7 +155,7 @@ def assign_next(engine: Engine, agent_id: int, now: datetime, rules: RoutingRule
         if row is None:
             return None
         claim = params["live_claim"] if row[0] == "live" else params["callback_claim"]
-        return Assignment(str(row[0]), agent_id, ClaimedCallback(*row[1:]), str(claim))
+        return Assignment(str(row[0]), agent_id, ClaimedCallback(*row[1:]), str(claim), now)
     return _assign_in_one_transaction(engine, agent_id, now, rules, params)
 
 
@@ -222,7 +224,7 @@ def _assign_in_one_transaction(engine: Engine, agent_id: int, now: datetime,
                 .returning(*(getattr(CallbackRequest, name) for name in _ITEM_COLUMNS))).one()
             item = ClaimedCallback(*found)
         session.commit()
-        return Assignment(kind, agent_id, item, claim)
+        return Assignment(kind, agent_id, item, claim, now)
 
 
 def _kinds(progressive: bool) -> list[tuple[str, type[LiveCall] | type[CallbackRequest], str]]:

@@ -142,8 +142,7 @@ def ring_agent(session: Session, settings: Settings, rules: RoutingRules, agent:
     call = _locked(session, LiveCall, assignment.item.id)
     if call is None or call.status != "offered" or call.claimed_by != assignment.claim:
         session.rollback()
-        release_agent(session, agent.id, "available", now)
-        session.commit()
+        _give_back(session, assignment)
         return None
     offer = LiveOffer(live_call_id=call.id, agent_id=agent.id, stage="ringing_agent",
                       started_at=now, detail="")
@@ -153,9 +152,8 @@ def ring_agent(session: Session, settings: Settings, rules: RoutingRules, agent:
     except IntegrityError:  # the database refuses a second ring for this caller or agent
         session.rollback()
         log.warning("live call %s or agent %s is being rung already; not ringing again",
-                    call.id, agent.id)
-        release_agent(session, agent.id, "available", utcnow())
-        session.commit()
+                    assignment.item.id, agent.id)
+        _give_back(session, assignment)
         return None
     base = settings.public_base_url
     try:
@@ -169,8 +167,8 @@ def ring_agent(session: Session, settings: Settings, rules: RoutingRules, agent:
         if offer.stage == "ringing_agent":
             end_offer(offer, "dial_error", str(error), utcnow())
             put_back_in_line(session, call.id, "the agent's phone could not be rung")
-        release_agent(session, agent.id, "available", utcnow())
         session.commit()
+        _give_back(session, assignment)
         return offer
     offer = _locked(session, LiveOffer, offer.id) or offer
     offer.agent_call_sid = sid
@@ -179,6 +177,16 @@ def ring_agent(session: Session, settings: Settings, rules: RoutingRules, agent:
     if not still_ringing:  # the caller left while the ring was being placed
         _cancel_ring(session, settings, offer)
     return offer
+
+
+def _give_back(session: Session, assignment: Assignment) -> None:
+    """The agent of a claim that rang nobody is available again, unless they are no longer
+    on this claim (the reconciler freed them and a newer call took them)."""
+    session.execute(update(Agent).where(Agent.id == assignment.agent_id,
+                                        Agent.availability == "on_call",
+                                        Agent.availability_since == assignment.at)
+                    .values(availability="available", availability_since=utcnow()))
+    session.commit()
 
 
 def _cancel_ring(session: Session, settings: Settings, offer: LiveOffer) -> None:
