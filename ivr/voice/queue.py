@@ -145,13 +145,13 @@ def hold() -> Response:
     announce = (call.announced_at is None or moment - call.announced_at
                 >= timedelta(seconds=node.announce_every) - ANNOUNCE_SLACK)
     said: tuple[Say, ...] = ()
+    free = call.status == "waiting" and free_agents_for(session, call.language) > 0
     if announce:
         place = place_in_line(session, call, moment)
         minutes = estimated_minutes(session, call, place, moment)
         said = hold_announcement(node, state.position.language, flow.default_language, place,
                                  minutes, first=call.announced_at is None)
-        note_announced(session, call, moment)
-    free = call.status == "waiting" and free_agents_for(session, call.language) > 0
+        note_announced(session, call, moment)  # the last statement: its row lock is brief
     session.commit()
     if free:
         _nudge()
