@@ -25,8 +25,9 @@ for progressive agents only) and takes agent and item in one statement, then put
 * **bare**: the same statement text and parameters through a plain psycopg connection in
   autocommit, returning the raw row.
 
-The two alternate in rounds of ``--samples`` // ``--rounds`` (the first switching each round),
-pooled per way; ``VACUUM (ANALYZE)`` between rounds clears what putting back leaves behind.
+Every sample times both ways for the same agent, one after the other (the first switching
+each sample), so both meet the same background load; ``VACUUM (ANALYZE)`` after each of
+``--rounds`` rounds clears what putting back leaves behind.
 Every sample checks that the item came back claimed once (an item's offers or attempts never
 above one). Goal: the project within 1.5x of bare SQL in p50 and p99.
 
@@ -63,6 +64,7 @@ if str(_HERE.parent) not in sys.path:
     sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import gc
 import os
 import random
 import secrets
@@ -239,6 +241,10 @@ def measure_assign(url: str, dsn: str, agent_ids: list[int], samples: int,
         return str(row[0]) if row is not None else "nothing"
 
     ways: dict[str, Callable[[int], str]] = {"bare": raw, "project": project}
+    # What is loaded by now lives as long as the process (as in the web app, which freezes it
+    # too): full collections of it would land in either way's timings at random.
+    gc.collect()
+    gc.freeze()
     try:
         for agent_id in agent_ids[:20]:  # warm both connections and the plan cache
             for way in ways.values():
@@ -247,27 +253,30 @@ def measure_assign(url: str, dsn: str, agent_ids: list[int], samples: int,
                 way(agent_id)
                 put_back(setup, agent_id)
         per_round = max(1, samples // rounds)
-        for round_no in range(rounds * 2):
-            name = ("bare", "project")[(round_no + round_no // 2) % 2]
-            timings, claim = results[name], ways[name]
-            for _ in range(per_round):
+        for round_no in range(rounds):
+            for n in range(per_round):
                 agent_id = rng.choice(agent_ids)
-                setup.execute("UPDATE agents SET availability = 'available', "
-                              "availability_since = now() WHERE id = %s", (agent_id,))
-                started = time.perf_counter()
-                kind = claim(agent_id)
-                timings.latencies.append(time.perf_counter() - started)
-                timings.note(kind)
-                if claimed_twice(setup):
-                    timings.problems.append(f"{name}: an item was claimed twice")
-                put_back(setup, agent_id)
+                # both ways claim for the same agent, in turns, so both meet the same load
+                order = ("bare", "project") if n % 2 == 0 else ("project", "bare")
+                for name in order:
+                    timings, claim = results[name], ways[name]
+                    setup.execute("UPDATE agents SET availability = 'available', "
+                                  "availability_since = now() WHERE id = %s", (agent_id,))
+                    started = time.perf_counter()
+                    kind = claim(agent_id)
+                    timings.latencies.append(time.perf_counter() - started)
+                    timings.note(kind)
+                    if claimed_twice(setup):
+                        timings.problems.append(f"{name}: an item was claimed twice")
+                    put_back(setup, agent_id)
             setup.execute("VACUUM (ANALYZE) live_calls")
             setup.execute("VACUUM (ANALYZE) callback_requests")
             setup.execute("VACUUM (ANALYZE) agents")
-            print(f"  assign round {round_no // 2 + 1}, {name:>7}: {per_round} samples, "
-                  f"p50 {percentile(timings.latencies[-per_round:], 50) * 1000:.3f} ms, "
-                  f"p99 {percentile(timings.latencies[-per_round:], 99) * 1000:.3f} ms",
-                  flush=True)
+            line = ", ".join(
+                f"{name} p50 {percentile(t.latencies[-per_round:], 50) * 1000:.3f} ms "
+                f"p99 {percentile(t.latencies[-per_round:], 99) * 1000:.3f} ms"
+                for name, t in results.items())
+            print(f"  assign round {round_no + 1}: {per_round} samples each, {line}", flush=True)
     finally:
         engine.dispose()
         bare.close()
