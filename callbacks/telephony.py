@@ -304,7 +304,8 @@ def queue_sid_for(settings: Settings, friendly_name: str) -> str | None:
 
 
 def cancel_call(settings: Settings, call_sid: str) -> bool:
-    """Stop a call that is still ringing; False when it had already ended or been answered."""
+    """Stop a call that is still ringing; whether it is canceled now (False: it was answered,
+    or ended some other way)."""
     try:
         call = twilio_client(settings).calls(call_sid).update(status="canceled")
     except (TwilioRestException, TwilioServiceException) as exc:
