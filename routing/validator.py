@@ -133,9 +133,18 @@ class _Checks:
                 )
 
     def check_waiting_loops(self) -> None:
-        busy = [n for n, node in self.flow.nodes.items() if node.type not in WAITING_TYPES]
+        # A queue node waits, except that with nobody signed in it overflows at once.
+        nodes = self.flow.nodes
+        busy = [n for n, node in nodes.items()
+                if node.type not in WAITING_TYPES or node.type == "queue"]
         busy_set = set(busy)
-        graph = {n: [t for t in self.successors(n) if t in busy_set] for n in busy}
+
+        def onward(n: str) -> list[str]:
+            node = nodes[n]
+            targets = [node.overflow] if node.type == "queue" else self.successors(n)
+            return [t for t in targets if t in busy_set]
+
+        graph = {n: onward(n) for n in busy}
         for cycle in _loops(busy, graph):
             chain = " -> ".join(f"'{n}'" for n in [*cycle, cycle[0]])
             self.error(

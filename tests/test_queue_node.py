@@ -332,3 +332,10 @@ def digits(value: str):  # type: ignore[no-untyped-def]
     from routing.steps import Digits
 
     return Digits(value)
+
+
+def test_an_overflow_back_into_the_line_without_waiting_is_a_loop() -> None:
+    text = changed("overflow: nobody", "overflow: sorry") + (
+        "  sorry:\n    type: say\n    text: {en: \"Sorry.\", de: \"Leider.\"}\n    next: line\n")
+    assert [p for p in problems(text) if "loop" in p] == [
+        "11:3: nodes 'line' -> 'sorry' -> 'line' loop without waiting for the caller"]
