@@ -468,10 +468,12 @@ def transcribing_now(database_url: str) -> bool:
 
 
 def set_up_line(database_url: str) -> None:
-    """Publish the chaos flow and add one available progressive agent."""
+    """Publish the chaos flow and add one available progressive agent who speaks its
+    language (callbacks reach only agents who speak the caller's language)."""
     from callbacks.db import make_engine, make_session_factory
     from callbacks.flowstore import publish_flow
     from callbacks.workqueue.agents import create_agent, set_availability
+    from callbacks.workqueue.skills import set_skills
 
     engine = make_engine(database_url)
     try:
@@ -481,6 +483,7 @@ def set_up_line(database_url: str) -> None:
             agent = create_agent(session, "chaos.agent", "chaos-agent-password-1",
                                  display_name="Chaos Agent", phone=AGENT_PHONE)
             set_availability(session, agent, "available")
+            set_skills(session, agent.id, languages={"ko": 2})
             session.commit()
     finally:
         engine.dispose()

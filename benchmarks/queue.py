@@ -14,8 +14,9 @@ id order), and one row in ten hidden until later (a caller's window). Then ``ANA
 LOCKED``) run with 1, 2 and 8 concurrent claimers (threads, each with its own connection),
 ``--claims`` measured claims per run split across the claimers:
 
-* **project**: exactly what ``callbacks.workqueue.dialer.dial_next`` runs for agent ``n``:
-  ``claim_next_callback(engine, "agent:<n>", agent_id=n)`` on the claim engine. Each claimer
+* **project**: ``claim_next_callback(engine, "agent:<n>", agent_id=n)`` on the claim engine
+  (the callback claim a preview agent's or a reassigned request's dial makes; agents who
+  become free are routed by ``benchmarks/routing.py``'s statement). Each claimer
   stands for one dialer process and gets its own engine from the factory
   ``callbacks.runtime.claim_engine()`` uses, ``callbacks.db.make_claim_engine(url)`` (only
   a statement timeout is added, at connect). The claim records what production records:
@@ -46,10 +47,10 @@ by ``callbacks.workqueue.agents.create_agent``, the others copying its password 
 redis-server is started on a free port and the Twilio stand-in (``ivr.standin``) on another.
 A run starts one ``ivr worker`` process (IVR_* settings: this database, that Redis, the
 stand-in as Twilio's API, a public URL and caller id), waits until it idles, makes the agents
-available and queues one job per agent onto the urgent queue as ``enqueue_dial_job`` does:
+available and queues one job per agent onto the urgent queue as ``enqueue_route_job`` does:
 
-* **dialer**: ``callbacks.workqueue.dialer.dial_next(agent_id)``: take the agent, claim the next due
-  callback, record the attempt, ask Twilio (the stand-in) to ring the agent;
+* **dialer**: ``callbacks.workqueue.router.route_agent(agent_id)``: take the agent and the next
+  due callback in one statement, record the attempt, ask Twilio (the stand-in) to ring them;
 * **trivial**: ``benchmarks.rq_baseline.noop(agent_id)``, the same queue and job options, so
   rq's own cost per job is the reference.
 
@@ -294,7 +295,7 @@ def bare_claimer(dsn: str, name: str) -> Iterator[ClaimFn]:
 
 @contextmanager
 def project_claimer(url: str, name: str, agent_id: int) -> Iterator[ClaimFn]:
-    """The dialer's way: `claim_next_callback` on the claim engine, as `dial_next` calls it.
+    """The dialer's way: `claim_next_callback` on the claim engine.
 
     Each claimer stands for one dialer process, so it gets its own engine from the factory
     `runtime.claim_engine()` uses (`make_claim_engine`, the runtime's pool settings).
@@ -388,7 +389,7 @@ def run_bare(dsn: str, claimers: int, claims: int, cap: float,
 
 def run_project(url: str, dsn: str, claimers: int, claims: int, cap: float,
                 stop: threading.Event) -> RunResult:
-    # Claimer i claims as dial_next does for agent i + 1: "agent:<id>", agent_id=<id>.
+    # Claimer i claims for agent i + 1: "agent:<id>", agent_id=<id>.
     def open_claimer(name: str) -> Any:
         agent_id = int(name.rsplit("-", 1)[1]) + 1
         return project_claimer(url, f"agent:{agent_id}", agent_id)

@@ -262,8 +262,8 @@ def resolve_ticket(session: Session, ticket_id: int, note: str, by: Agent) -> Ti
 
 
 def change_availability(session: Session, agent: Agent, availability: str) -> Agent:
-    """An agent sets their state (available, wrap-up, away); becoming available lets the dialer
-    give them the next call."""
+    """An agent sets their state; becoming available lets the router give them the next call
+    (a caller waiting in line, or for progressive agents a callback)."""
     if availability == "on_call":
         raise DeskError("'on call' is set by the dialer")
     if availability == "offline":
@@ -273,7 +273,7 @@ def change_availability(session: Session, agent: Agent, availability: str) -> Ag
     if availability not in CHOSEN_STATES or not set_availability(session, agent, availability):
         raise DeskError(f"availability is one of {', '.join(CHOSEN_STATES)}")
     session.commit()
-    if availability == "available" and agent.dial_mode == "progressive":
+    if availability == "available":
         enqueue_dial(runtime.redis(), agent.id)
     return agent
 

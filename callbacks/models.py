@@ -12,6 +12,7 @@ import callbacks.workqueue.accounts
 import callbacks.workqueue.agents
 import callbacks.workqueue.attempts
 import callbacks.workqueue.callback_requests
+import callbacks.workqueue.live_calls
 import callbacks.workqueue.skills  # noqa: F401
 from callbacks.db import Base
 

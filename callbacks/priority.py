@@ -1,7 +1,9 @@
-"""Callback priorities: SLA levels, their due times, and how a request's priority is decided.
+"""Priorities: SLA levels, their due times, and how a request's priority is decided.
 
 Callbacks are served earliest due time first, so an old P4 overtakes a fresh P1 once its
 deadline is earlier: aging comes from the due times, not from bumping priorities later.
+Callers waiting on the line have their own, shorter targets (`live:`), and `routing:` says how
+much an agent's own topic counts when live calls and callbacks are matched to agents.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ MAX_REPEAT_LEVELS = 2
 DEFAULT_BUSINESS_DAY = timedelta(hours=8)
 """What '1d' means in a business-hours target when the file sets no 'business_day'."""
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
-_TOP_KEYS = ("levels", "default", "business_day", "repeat_calls", "departments")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_TOP_KEYS = ("levels", "default", "business_day", "repeat_calls", "departments", "live",
+             "routing")
 _LEVEL_KEYS = ("target", "business_hours")
 _REPEAT_KEYS = ("boost", "window", "from_call")
+_LIVE_KEYS = ("levels", "default")
+_LIVE_LEVEL_KEYS = ("target", "max_wait")
+_ROUTING_KEYS = ("topic_preference", "level_bonus", "ring_seconds")
+_SECONDS_EXAMPLE = "such as 45s, 2m or 1m30s"
 
 Path = tuple[str | int, ...]
 
@@ -42,6 +49,54 @@ class PriorityLevel:
 
 
 @dataclass(frozen=True)
+class LiveLevel:
+    """A priority for callers waiting on the line: answer within `target`, and after
+    `max_wait` the queue node sends the caller on (its overflow: voicemail, a callback)."""
+
+    name: str
+    target: timedelta
+    max_wait: timedelta
+
+
+DEFAULT_LIVE_LEVELS = (
+    LiveLevel("P1", timedelta(seconds=60), timedelta(minutes=5)),
+    LiveLevel("P2", timedelta(minutes=2), timedelta(minutes=10)),
+    LiveLevel("P3", timedelta(minutes=3), timedelta(minutes=15)),
+    LiveLevel("P4", timedelta(minutes=5), timedelta(minutes=20)),
+)
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    """Answer targets of live callers, most urgent first, and the level of an unranked one."""
+
+    levels: tuple[LiveLevel, ...] = DEFAULT_LIVE_LEVELS
+    default: str = "P3"
+
+    def level(self, name: str | None) -> LiveLevel:
+        """The level called `name`; the default level for None or a name it does not have."""
+        for level in self.levels:
+            if level.name == name:
+                return level
+        return next(level for level in self.levels if level.name == self.default)
+
+    def due_at(self, priority: str | None, entered_at: datetime) -> datetime:
+        """When a caller who joined the line at `entered_at` should be answered (wall-clock)."""
+        return entered_at + self.level(priority).target
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    """How items are matched to agents: an item of the agent's own topic counts as due
+    `topic_preference` sooner, and `level_bonus` sooner again per level on that topic."""
+
+    topic_preference: timedelta = timedelta(minutes=2)
+    level_bonus: timedelta = timedelta(seconds=10)
+    ring_seconds: int = 20
+    """How long an agent's phone rings for a live caller before it counts as not answered."""
+
+
+@dataclass(frozen=True)
 class PriorityPolicy:
     """The priority levels, most urgent first, and the rules that raise a request's level."""
 
@@ -51,6 +106,8 @@ class PriorityPolicy:
     repeat_window: timedelta = timedelta(hours=24)
     department_priorities: Mapping[str, str] = field(default_factory=dict)
     repeat_from_call: int = 2
+    live: LivePolicy = field(default_factory=LivePolicy)
+    routing: RoutingRules = field(default_factory=RoutingRules)
 
     def __post_init__(self) -> None:
         names = [level.name for level in self.levels]
@@ -194,13 +251,15 @@ def parse_policy(text: str, filename: str) -> PriorityPolicy:
     return _PolicyReader(compose_tree(text, filename), filename).policy()
 
 
-def parse_duration(text: Any, *, day: timedelta = timedelta(days=1)) -> timedelta:
-    """A duration such as '15m', '4h', '1h30m' or '1d' ('d' is `day` long); ValueError if not."""
+def parse_duration(text: Any, *, day: timedelta = timedelta(days=1),
+                   example: str = "such as 15m, 4h, 1h30m or 1d") -> timedelta:
+    """A duration such as '15m', '4h', '1h30m', '1d' ('d' is `day` long) or '45s'; ValueError
+    (naming `example`) if not."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not match or not any(match.groups()):
-        raise ValueError(f"'{text}' is not a duration such as 15m, 4h, 1h30m or 1d")
-    days, hours, minutes = (int(group or 0) for group in match.groups())
-    return days * day + timedelta(hours=hours, minutes=minutes)
+        raise ValueError(f"'{text}' is not a duration {example}")
+    days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    return days * day + timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
 class _PolicyReader(LocatedReader):
@@ -224,19 +283,21 @@ class _PolicyReader(LocatedReader):
             self.unknown_level(("default",), default, names)
         boost, window, from_call = self.repeat_calls(data)
         departments = self.departments(data, names)
+        live = self.live(data)
+        routing = self.routing(data)
         if self.errors:
             raise FlowInvalid(self.errors)
         return PriorityPolicy(tuple(levels), str(default), boost, window, departments,
-                              repeat_from_call=from_call)
+                              repeat_from_call=from_call, live=live, routing=routing)
 
     def unknown_level(self, path: Path, name: Any, names: list[str]) -> None:
         self.error(path, f"unknown priority '{name}'{did_you_mean(str(name), names)}; "
                    f"expected one of: {', '.join(names)}")
 
-    def duration(self, path: Path, value: Any, *, day: timedelta = timedelta(days=1)
-                 ) -> timedelta | None:
+    def duration(self, path: Path, value: Any, *, day: timedelta = timedelta(days=1),
+                 example: str = "such as 15m, 4h, 1h30m or 1d") -> timedelta | None:
         try:
-            result = parse_duration(value, day=day)
+            result = parse_duration(value, day=day, example=example)
         except ValueError as exc:
             self.error(path, str(exc))
             return None
@@ -328,6 +389,85 @@ class _PolicyReader(LocatedReader):
             else:
                 found[str(department)] = str(level)
         return found
+
+
+    def live(self, data: dict[str, Any]) -> LivePolicy:
+        value = data.get("live")
+        if value is None:
+            return LivePolicy()
+        shape = ("live must be a mapping with 'levels' and 'default', e.g. {levels: {P1: "
+                 "{target: 60s, max_wait: 5m}}, default: P1}")
+        if not isinstance(value, dict):
+            self.error(("live",), shape)
+            return LivePolicy()
+        self.unknown_keys(value, ("live",), _LIVE_KEYS, "in live")
+        given = value.get("levels")
+        if not isinstance(given, dict) or not given:
+            self.error(("live", "levels") if "levels" in value else ("live",), shape)
+            return LivePolicy()
+        levels: list[LiveLevel] = []
+        for name, spec in given.items():
+            path: Path = ("live", "levels", name)
+            if not isinstance(spec, dict):
+                self.error(path, f"live level '{name}' must be a mapping with 'target' and "
+                           "'max_wait', e.g. {target: 2m, max_wait: 10m}")
+                continue
+            self.unknown_keys(spec, path, _LIVE_LEVEL_KEYS, f"in live level '{name}'")
+            found = {}
+            for key in _LIVE_LEVEL_KEYS:
+                if key not in spec:
+                    self.error(path, f"live level '{name}' is missing '{key}', e.g. 2m",
+                               at_key=True)
+                else:
+                    found[key] = self.duration((*path, key), spec[key],
+                                               example=_SECONDS_EXAMPLE)
+            target, max_wait = found.get("target"), found.get("max_wait")
+            if target is not None and max_wait is not None and max_wait < target:
+                self.error((*path, "max_wait"), f"live level '{name}' max_wait "
+                           f"'{spec['max_wait']}' is shorter than its target "
+                           f"'{spec['target']}'; callers would leave before they are due")
+            elif target is not None and max_wait is not None:
+                levels.append(LiveLevel(str(name), target, max_wait))
+        names = [str(name) for name in given]
+        default = value.get("default")
+        if default is None:
+            self.error(("live",), "missing 'default' in live: the level of a caller nothing "
+                       "else ranks", at_key=True)
+            return LivePolicy()
+        if str(default) not in names:
+            self.unknown_level(("live", "default"), default, names)
+            return LivePolicy()
+        if len(levels) != len(names):
+            return LivePolicy()  # errors noted; the policy is not built anyway
+        return LivePolicy(tuple(levels), str(default))
+
+    def routing(self, data: dict[str, Any]) -> RoutingRules:
+        value = data.get("routing")
+        if value is None:
+            return RoutingRules()
+        if not isinstance(value, dict):
+            self.error(("routing",), "routing must be a mapping, e.g. {topic_preference: 2m, "
+                       "level_bonus: 10s, ring_seconds: 20}")
+            return RoutingRules()
+        self.unknown_keys(value, ("routing",), _ROUTING_KEYS, "in routing")
+        rules = RoutingRules()
+        preference, bonus = rules.topic_preference, rules.level_bonus
+        for key in ("topic_preference", "level_bonus"):
+            if key in value:
+                found = self.duration(("routing", key), value[key], example=_SECONDS_EXAMPLE)
+                if found is not None and found > timedelta(hours=1):
+                    self.error(("routing", key), f"{key} '{value[key]}' is more than an hour; "
+                               "items of other topics would wait for hours")
+                elif found is not None and key == "topic_preference":
+                    preference = found
+                elif found is not None:
+                    bonus = found
+        ring = value.get("ring_seconds", rules.ring_seconds)
+        if isinstance(ring, bool) or not isinstance(ring, int) or not 5 <= ring <= 120:
+            self.error(("routing", "ring_seconds"), "ring_seconds must be a whole number of "
+                       f"seconds from 5 to 120, got {ring!r}")
+            ring = rules.ring_seconds
+        return RoutingRules(preference, bonus, ring)
 
 
 def _ordinal(number: int) -> str:

@@ -61,23 +61,37 @@ def enqueue_ticket_sms(connection: Redis, ticket_id: int, line: str = "") -> Job
                           description=f"callbacks.jobs.send_ticket_sms(ticket {ticket_id})")
 
 
-def enqueue_dial_job(connection: Redis, agent_id: int | None = None) -> Job:
-    """Queue a dial for one agent who just became free, or a sweep over all free agents.
+ROUTE_AGENT = "callbacks.workqueue.router.route_agent"
+ROUTE_SWEEP = "callbacks.workqueue.router.route_sweep"
+NUDGE_JOB_ID = "route-sweep-nudge"
+"""One sweep at a time asked for by waiting callers who see a free agent (see `nudge_sweep`)."""
 
-    Not unique: every event may dial, and each dial takes its agent and request atomically.
+
+def enqueue_route_job(connection: Redis, agent_id: int | None = None) -> Job:
+    """Queue routing for one agent who just became free, or a sweep over all free agents.
+
+    Not unique: every event may route, and each routing takes its agent and item atomically.
     """
     queue = Queue(URGENT, connection=connection)
     if agent_id is None:
-        return queue.enqueue_call("callbacks.workqueue.dialer.dial_sweep", timeout=120,
-                                  result_ttl=600)
-    return queue.enqueue_call("callbacks.workqueue.dialer.dial_next", args=(agent_id,), timeout=60,
-                              result_ttl=600)
+        return queue.enqueue_call(ROUTE_SWEEP, timeout=120, result_ttl=600)
+    return queue.enqueue_call(ROUTE_AGENT, args=(agent_id,), timeout=60, result_ttl=600)
 
 
-def schedule_dial_sweep(connection: Redis, at: datetime) -> Job:
+def nudge_sweep(connection: Redis) -> Job | None:
+    """Queue a sweep unless one asked for the same way is waiting or running (None then)."""
+    queue = Queue(URGENT, connection=connection)
+    try:  # no result kept: the id is free again as soon as the sweep is done
+        return queue.enqueue_call(ROUTE_SWEEP, job_id=NUDGE_JOB_ID, timeout=120, result_ttl=0,
+                                  failure_ttl=60, unique=True)
+    except DuplicateJobError:
+        return None
+
+
+def schedule_route_sweep(connection: Redis, at: datetime) -> Job:
     """Sweep again when a retry or a caller's window becomes due (rq's scheduler runs it)."""
     return Queue(URGENT, connection=connection).enqueue_at(
-        at, "callbacks.workqueue.dialer.dial_sweep", job_timeout=120, result_ttl=600)
+        at, ROUTE_SWEEP, job_timeout=120, result_ttl=600)
 
 
 def enqueue_wrap_up_end(connection: Redis, agent_id: int, seconds: int) -> Job:

@@ -1,7 +1,10 @@
 """The reconciler: SQL is the record, so any work whose rq job was lost is queued again.
 
 It runs in every worker's maintenance loop (each `RECONCILE_SECONDS`) and as
-`ivr reconcile`; running it twice at once is harmless, because job ids are unique.
+`ivr reconcile`; running it twice at once is harmless, because job ids are unique and every
+state change is conditional. Live callers are covered too: a claim whose router died goes
+back in line, a ring Twilio never reported on ends, a caller the provider stopped holding is
+closed as lost, and (with `sweep`) waiting callers are routed to free qualified agents.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from callbacks.voicemail import Voicemail
 from callbacks.workqueue.agents import Agent, release_agent
 from callbacks.workqueue.attempts import LIVE_STAGES, CallbackAttempt
 from callbacks.workqueue.callback_requests import CallbackRequest, put_back
+from callbacks.workqueue.live_calls import (
+    LIVE_OFFER_STAGES,
+    LiveCall,
+    LiveOffer,
+    end_offer,
+    put_back_in_line,
+)
+from callbacks.workqueue.router import route_sweep
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,12 @@ WRAP_UP_SECONDS = 60
 
 WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
+RING_SECONDS = 20
+"""The default ring of an agent's phone for a live caller (priorities.yaml routing:)."""
+LOST_AFTER = timedelta(minutes=5)
+"""A waiting caller whose hold loop was not asked for this long is gone (the provider stopped
+holding them and its report was lost); a longer hold-music clip would look the same."""
+
 
 @dataclass
 class ReconcileReport:
@@ -61,6 +78,11 @@ class ReconcileReport:
     status_sms_requeued: list[int] = field(default_factory=list)
     wrap_ups_ended: list[int] = field(default_factory=list)
     agents_freed: list[int] = field(default_factory=list)
+    live_calls_put_back: list[int] = field(default_factory=list)
+    live_offers_ended: list[int] = field(default_factory=list)
+    live_calls_lost: list[int] = field(default_factory=list)
+    live_calls_routed: list[int] = field(default_factory=list)
+    callbacks_routed: list[int] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -85,9 +107,11 @@ def reconcile(session: Session, connection: Redis,
               grace: timedelta = timedelta(seconds=RECONCILE_SECONDS),
               max_voicemail_seconds: int = 600,
               heartbeat_seconds: int = HEARTBEAT_SECONDS,
-              wrap_up_seconds: int = WRAP_UP_SECONDS) -> ReconcileReport:
+              wrap_up_seconds: int = WRAP_UP_SECONDS, *, ring_seconds: int = RING_SECONDS,
+              lost_after: timedelta = LOST_AFTER, sweep: bool = False) -> ReconcileReport:
     """Queue again every voicemail and ticket SMS whose job is gone, put back stuck callbacks
-    and end wrap-ups whose scheduled end was lost."""
+    and live callers, end wrap-ups whose scheduled end was lost and free stranded agents;
+    with `sweep`, then route every free agent (the worker sweeps on its own)."""
     report = ReconcileReport()
     settled_before = utcnow() - grace
     pending = session.scalars(
@@ -121,14 +145,85 @@ def reconcile(session: Session, connection: Redis,
     report.status_sms_requeued = requeue_status_sms(session, connection, settled_before)
     report.wrap_ups_ended = end_overdue_wrap_ups(
         session, settled_before - timedelta(seconds=wrap_up_seconds))
+    report.live_offers_ended, report.live_calls_put_back = release_stuck_live_calls(
+        session, settled_before, timedelta(seconds=ring_seconds))
+    report.live_calls_lost = close_lost_live_calls(session, utcnow() - lost_after)
     report.agents_freed = free_stranded_agents(session, settled_before)
+    if sweep:
+        try:
+            routed = route_sweep()
+            report.live_calls_routed, report.callbacks_routed = routed["live"], routed["callbacks"]
+        except Exception:  # the next pass sweeps again
+            log.exception("routing sweep after reconciling failed")
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
-            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed):
+            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed
+            or report.live_calls_put_back or report.live_offers_ended
+            or report.live_calls_lost):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "follow-up SMS %s; wrap-ups ended for agents %s; agents freed %s",
+                    "follow-up SMS %s; wrap-ups ended for agents %s; agents freed %s; live "
+                    "callers back in line %s, rings ended %s, callers lost %s",
                     report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
-                    report.status_sms_requeued, report.wrap_ups_ended, report.agents_freed)
+                    report.status_sms_requeued, report.wrap_ups_ended, report.agents_freed,
+                    report.live_calls_put_back, report.live_offers_ended,
+                    report.live_calls_lost)
     return report
+
+
+def release_stuck_live_calls(session: Session, settled_before: datetime,
+                             ring_timeout: timedelta = timedelta(seconds=RING_SECONDS),
+                             longest_call: timedelta = LONGEST_CALL
+                             ) -> tuple[list[int], list[int]]:
+    """End offers Twilio never reported on (a ring long over, a conversation hours old) and
+    put back in line callers claimed by a router that died before ringing anyone.
+
+    Returns (offers ended, live calls put back in line).
+    """
+    now = utcnow()
+    ended: list[int] = []
+    put_back_calls: list[int] = []
+    silent = session.scalars(select(LiveOffer).where(
+        ((LiveOffer.stage == "ringing_agent") & (LiveOffer.started_at < settled_before
+                                                  - ring_timeout))
+        | (LiveOffer.stage.in_(("bridging", "talking"))
+           & (LiveOffer.started_at < now - longest_call))).with_for_update(skip_locked=True)
+    ).all()
+    for offer in silent:
+        ringing = offer.stage == "ringing_agent"
+        end_offer(offer, "abandoned", "no word from Twilio about this call", now)
+        if ringing and put_back_in_line(session, offer.live_call_id, "the ring was never "
+                                        "reported; back in line"):
+            put_back_calls.append(offer.live_call_id)
+        elif not ringing:
+            session.execute(update(LiveCall).where(LiveCall.id == offer.live_call_id,
+                                                   LiveCall.status == "bridged")
+                            .values(status="done", ended_at=now))
+        release_agent(session, offer.agent_id, "available", now)
+        ended.append(offer.id)
+    in_progress = select(LiveOffer.id).where(LiveOffer.live_call_id == LiveCall.id,
+                                             LiveOffer.stage.in_(LIVE_OFFER_STAGES))
+    orphans = session.scalars(select(LiveCall.id).where(
+        LiveCall.status == "offered", LiveCall.claimed_at < settled_before,
+        ~exists(in_progress))).all()
+    for call_id in orphans:
+        if put_back_in_line(session, call_id, "its router stopped before ringing; back in line"):
+            put_back_calls.append(call_id)
+    session.commit()
+    return ended, put_back_calls
+
+
+def close_lost_live_calls(session: Session, lost_before: datetime) -> list[int]:
+    """Close as lost the callers waiting whose hold loop was last asked for before
+    `lost_before`: the provider no longer holds them, and the report saying so was lost. A
+    caller who is still there comes back on their next hold loop."""
+    lost = session.scalars(select(LiveCall).where(
+        LiveCall.status == "waiting", LiveCall.last_seen_at < lost_before)
+        .with_for_update(skip_locked=True)).all()
+    for call in lost:
+        call.status, call.ended_at = "lost", call.last_seen_at
+        call.wait_seconds = max(0, int((call.last_seen_at - call.entered_at).total_seconds()))
+        call.outcome_detail = "the hold loop stopped being asked for; the caller is gone"
+    session.commit()
+    return [call.id for call in lost]
 
 
 def release_stuck_callbacks(session: Session, settled_before: datetime,
@@ -173,14 +268,19 @@ def end_overdue_wrap_ups(session: Session, overdue_before: datetime) -> list[int
 
 def free_stranded_agents(session: Session, stranded_before: datetime) -> list[int]:
     """Make available again the agents marked on a call since before `stranded_before` with no
-    attempt in progress: a dialer that died, or lost its database connection, between taking
-    the agent and recording the attempt. Nothing else would give them calls again."""
+    callback attempt and no live offer in progress: a router or dialer that died, or lost its
+    database connection, between taking the agent and ringing them; a caller who left while
+    the agent's phone rang, when the end of that ring was never reported. Nothing else would
+    give them calls again."""
     in_progress = (select(CallbackAttempt.id)
                    .where(CallbackAttempt.agent_id == Agent.id,
                           CallbackAttempt.stage.in_(LIVE_STAGES)))
+    ringing = (select(LiveOffer.id)
+               .where(LiveOffer.agent_id == Agent.id, LiveOffer.stage.in_(LIVE_OFFER_STAGES)))
     freed = session.scalars(
         update(Agent).where(Agent.availability == "on_call",
-                            Agent.availability_since < stranded_before, ~exists(in_progress))
+                            Agent.availability_since < stranded_before, ~exists(in_progress),
+                            ~exists(ringing))
         .values(availability="available", availability_since=utcnow())
         .returning(Agent.id).execution_options(synchronize_session=False)
     ).all()

@@ -262,11 +262,14 @@ def send_sms(settings: Settings, to: str, body: str, from_: str | None = None) -
 
 
 def place_call(settings: Settings, to: str, from_: str, url: str,
-               status_callback: str | None = None) -> str:
-    """Start an outbound call whose TwiML comes from `url`; returns the Call SID."""
-    options: dict[str, str] = {}
+               status_callback: str | None = None, timeout: int | None = None) -> str:
+    """Start an outbound call whose TwiML comes from `url` (ringing at most `timeout` s);
+    returns the Call SID."""
+    options: dict[str, str | int] = {}
     if status_callback:
         options["status_callback"] = status_callback
+    if timeout is not None:
+        options["timeout"] = timeout
     try:
         call = twilio_client(settings).calls.create(to=to, from_=from_, url=url, **options)
     except (TwilioRestException, TwilioServiceException) as exc:
@@ -274,6 +277,53 @@ def place_call(settings: Settings, to: str, from_: str, url: str,
     except (TwilioException, requests.RequestException) as exc:
         raise _transport_error("placing a call", exc) from exc
     return str(call.sid)
+
+
+class MemberGone(TelephonyError):
+    """The caller is no longer in the queue (hung up, or left it): nothing to dequeue."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False, status=404)
+
+
+def dequeue_member(settings: Settings, queue_sid: str, call_sid: str, url: str) -> None:
+    """Take one caller out of a queue (Queue Member update): their call goes on at `url`."""
+    action = f"dequeuing a member of queue {queue_sid}"
+    try:
+        twilio_client(settings).queues(queue_sid).members(call_sid).update(url=url, method="POST")
+    except (TwilioRestException, TwilioServiceException) as exc:
+        if exc.status == 404:
+            raise MemberGone(f"{action}: the caller is not in the queue") from exc
+        raise _rest_error(action, exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error(action, exc) from exc
+
+
+def queue_sid_for(settings: Settings, friendly_name: str) -> str | None:
+    """The SID of the queue with this name, or None if the account has none."""
+    try:
+        for queue in twilio_client(settings).queues.stream(page_size=100):
+            if queue.friendly_name == friendly_name:
+                return str(queue.sid)
+    except (TwilioRestException, TwilioServiceException) as exc:
+        raise _rest_error("listing queues", exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error("listing queues", exc) from exc
+    return None
+
+
+def cancel_call(settings: Settings, call_sid: str) -> bool:
+    """Stop a call that is still ringing; whether it is canceled now (False: it was answered,
+    or ended some other way)."""
+    try:
+        call = twilio_client(settings).calls(call_sid).update(status="canceled")
+    except (TwilioRestException, TwilioServiceException) as exc:
+        if exc.status in (404, 400):  # gone, or no longer cancelable (answered, ended)
+            return False
+        raise _rest_error("canceling a call", exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error("canceling a call", exc) from exc
+    return str(getattr(call, "status", "canceled")) == "canceled"
 
 
 def _retryable_status(status: int) -> bool:

@@ -30,11 +30,11 @@ from sqlalchemy import select
 from callbacks import runtime
 from callbacks.logs import log_context
 from callbacks.queues import QUEUES
-from callbacks.reconciler import reconcile
+from callbacks.reconciler import RING_SECONDS, reconcile
 from callbacks.tickets.ticket import Ticket
 from callbacks.voicemail import Voicemail
 from callbacks.workqueue.callback_requests import CallbackRequest
-from callbacks.workqueue.dialer import dial_sweep
+from callbacks.workqueue.router import route_sweep
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class HelpdeskWorker(SimpleWorker):
             thread.join()
 
     def run_maintenance_tasks(self) -> None:
-        """rq's own registry cleanup, the SQL reconciler, then a dial sweep (not when stopping:
-        rq's would start its scheduler again, and other workers reconcile)."""
+        """rq's own registry cleanup, the SQL reconciler, then a routing sweep (not when
+        stopping: rq's would start its scheduler again, and other workers reconcile)."""
         if self._stop_requested:
             return
         super().run_maintenance_tasks()
@@ -125,15 +125,28 @@ class HelpdeskWorker(SimpleWorker):
                           grace=timedelta(seconds=settings.reconcile_seconds),
                           max_voicemail_seconds=settings.max_voicemail_seconds,
                           heartbeat_seconds=settings.heartbeat_seconds,
-                          wrap_up_seconds=settings.wrap_up_seconds)
+                          wrap_up_seconds=settings.wrap_up_seconds,
+                          ring_seconds=_ring_seconds(), sweep=False)
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")
         try:
-            # Events dial at once; this sweep catches what they missed (Redis was down).
-            dial_sweep()
+            # Events route at once; this sweep catches what they missed (Redis was down, a
+            # router died): no caller waits while a qualified agent is free.
+            route_sweep()
         except Exception:
-            log.exception("dial sweep failed")
+            log.exception("routing sweep failed")
+
+
+def _ring_seconds() -> int:
+    """How long agents' phones ring for live callers; the default if the file is unreadable
+    (the reconciler must run even then)."""
+    try:
+        return runtime.priority_policy().routing.ring_seconds
+    except Exception:
+        log.warning("priorities file unreadable; the reconciler assumes a %s s ring",
+                    RING_SECONDS, exc_info=True)
+        return RING_SECONDS
 
 
 def preload_models(languages: Iterable[str] | None = None) -> dict[str, float]:

@@ -20,7 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from callbacks.settings import Settings
     from ivr import auth, config, db, logs, security_headers
     from ivr.cookies import CookieSessions
-    from ivr.voice import calls, dialer_hooks, signature, sms_hooks
+    from ivr.voice import calls, dialer_hooks, live_hooks, queue, signature, sms_hooks
 
     config.load_config(app, test_config)
     app.session_interface = CookieSessions()
@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     security_headers.init_app(app)
     _load_callback_rules(app)
-    for webhooks in (calls.bp, dialer_hooks.bp, sms_hooks.bp):
+    for webhooks in (calls.bp, queue.bp, dialer_hooks.bp, live_hooks.bp, sms_hooks.bp):
         auth.csrf.exempt(webhooks)  # Twilio signs these instead
         app.register_blueprint(webhooks)
     from ivr.console import bp as console_bp

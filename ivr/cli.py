@@ -169,16 +169,29 @@ def worker(burst: bool, no_preload: bool) -> None:
 @main.command("reconcile")
 @with_appcontext
 def reconcile_command() -> None:
-    """Queue again any voicemail or SMS whose job was lost (workers also do this each minute)."""
+    """Queue again any work whose job was lost, put back stuck callbacks and live callers,
+    free stranded agents, then route free agents (workers also do this each minute)."""
     from callbacks.queues import redis_connection
     from callbacks.reconciler import reconcile
 
+    policy = current_app.extensions["ivr.priorities"]
     with current_app.extensions["ivr.sessions"]() as session:
         report = reconcile(session, redis_connection(current_app.config["REDIS_URL"]),
-                           wrap_up_seconds=int(current_app.config["WRAP_UP_SECONDS"]))
-    voicemails = report.voicemails_requeued or "none"
+                           wrap_up_seconds=int(current_app.config["WRAP_UP_SECONDS"]),
+                           ring_seconds=policy.routing.ring_seconds, sweep=True)
+
+    def listed(ids: list[int]) -> str:
+        return ", ".join(str(i) for i in ids) if ids else "none"
+
     click.echo(f"checked {report.voicemails_checked} voicemail(s); queued again: voicemails "
-               f"{voicemails}, ticket SMS {report.sms_requeued or 'none'}")
+               f"{listed(report.voicemails_requeued)}, ticket SMS {listed(report.sms_requeued)}")
+    click.echo(f"callbacks put back: {listed(report.callbacks_put_back)}; agents freed: "
+               f"{listed(report.agents_freed)}; wrap-ups ended: {listed(report.wrap_ups_ended)}")
+    click.echo(f"live callers back in line: {listed(report.live_calls_put_back)}; rings "
+               f"ended: {listed(report.live_offers_ended)}; callers lost: "
+               f"{listed(report.live_calls_lost)}")
+    click.echo(f"routed now: live callers {listed(report.live_calls_routed)}, callbacks "
+               f"{listed(report.callbacks_routed)}")
 
 
 def _with_app(command: click.Command) -> click.Command:

@@ -171,6 +171,7 @@ def ensure_demo_agent(database_url: str, instance: Path) -> DemoAgent:
     from callbacks.db import make_engine, make_session_factory
     from callbacks.workqueue.accounts import generated_password
     from callbacks.workqueue.agents import Agent, create_agent
+    from callbacks.workqueue.skills import set_skills
     from ivr.config import _sqlalchemy_url
 
     saved = instance / DEMO_PASSWORD_FILE
@@ -180,8 +181,10 @@ def ensure_demo_agent(database_url: str, instance: Path) -> DemoAgent:
             if session.scalar(select(Agent.id).limit(1)) is not None:
                 return DemoAgent(False, None, saved)
             password = generated_password()
-            create_agent(session, DEMO_AGENT, password, display_name="Demo Agent",
-                         role="admin", phone=DEMO_AGENT_PHONE, dial_mode="preview")
+            agent = create_agent(session, DEMO_AGENT, password, display_name="Demo Agent",
+                                 role="admin", phone=DEMO_AGENT_PHONE, dial_mode="preview")
+            # every language of the demo flow, so callers in line can reach the agent
+            set_skills(session, agent.id, languages={"en": 2, "de": 2, "pl": 2, "ru": 2})
             descriptor = os.open(saved, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             os.fchmod(descriptor, 0o600)  # also when the file was there already
             with os.fdopen(descriptor, "w", encoding="utf-8") as file:

@@ -120,9 +120,11 @@ def callback_text(node: CallbackNode, name: str, language: str, fallback: str) -
     return BUILT_IN[name]["en"], "en"
 
 
-def placeholder_problem(name: str, text: str) -> str | None:
-    """Why an override cannot be filled in (an unknown {name}, a stray brace), or None."""
-    allowed = PLACEHOLDERS.get(name, frozenset())
+def placeholder_problem(name: str, text: str,
+                        placeholders: dict[str, frozenset[str]] | None = None) -> str | None:
+    """Why an override cannot be filled in (an unknown {name}, a stray brace), or None;
+    `placeholders` are the names each text may use (default: the callback dialog's)."""
+    allowed = (PLACEHOLDERS if placeholders is None else placeholders).get(name, frozenset())
     try:
         used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
     except ValueError as error:

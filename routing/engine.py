@@ -21,12 +21,14 @@ from routing.flow import (
     MenuNode,
     OncallNode,
     Prompt,
+    QueueNode,
     SayNode,
     TransferNode,
     VoicemailNode,
 )
 from routing.hours import BusinessHours
 from routing.oncall import OnCallRota, who_is_on_call
+from routing.queue_node import enter_queue, fits, leave_queue
 from routing.steps import (
     Dial,
     DialEnded,
@@ -36,6 +38,7 @@ from routing.steps import (
     Hangup,
     NoInput,
     Position,
+    QueueLeft,
     Record,
     Recorded,
     Say,
@@ -174,6 +177,8 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
             call.finish(Hangup(), outcome="voicemail")
         else:
             call.enter(node.next)
+    elif isinstance(node, QueueNode) and isinstance(event, QueueLeft) and fits(event):
+        leave_queue(call, node, event)
     elif isinstance(node, TransferNode | OncallNode) and isinstance(event, DialEnded):
         if event.answered:
             call.finish(Hangup(), outcome="agent" if node.type == "transfer" else "oncall_answered")
@@ -288,6 +293,9 @@ class _TurnBuilder:
                 if node.prompt is not None:
                     self.steps.append(self.say(node.prompt))
                 self.finish(Dial(position, numbers, node.timeout), "transfer")
+                return
+            elif isinstance(node, QueueNode):
+                enter_queue(self, node_id, node)
                 return
             elif isinstance(node, OncallNode):
                 on_call = who_is_on_call(self._rota(node_id, node), self.now)

@@ -190,7 +190,8 @@ class CallbackNode(_Model):
 
 
 class TransferNode(_Model):
-    """Connect the caller to an agent number or an agent group."""
+    """Connect the caller to a fixed number or group (an outside vendor); agents of the desk
+    are reached through a `queue` node."""
 
     type: Literal["transfer"]
     prompt: Prompt | None = None
@@ -198,6 +199,55 @@ class TransferNode(_Model):
     group: str | None = Field(default=None, description="Name of a group under 'groups'")
     timeout: int = Field(default=20, ge=5, le=120, description="Seconds to ring")
     on_no_answer: NodeId
+
+
+class QueueTexts(_Model):
+    """Wording of a queue node's hold loop; any text left out uses the line's built-in one."""
+
+    place: Prompt | None = Field(default=None, description="{place}: the caller's place in line")
+    wait: Prompt | None = Field(
+        default=None, description="{minutes}: the estimated wait, in whole minutes")
+    wait_short: Prompt | None = Field(default=None, description="A wait under two minutes")
+    offer: Prompt | None = Field(
+        default=None, description="Press 1 for a callback, 2 for a voicemail (both set)")
+    offer_callback: Prompt | None = Field(
+        default=None, description="Press 1 for a callback (only 'callback' set)")
+    offer_voicemail: Prompt | None = Field(
+        default=None, description="Press 2 for a voicemail (only 'voicemail' set)")
+    hold: Prompt | None = Field(
+        default=None, description="The apology for the wait, said on later announcements")
+
+
+class QueueNode(_Model):
+    """Wait in line for an agent who speaks the caller's language (and knows the topic).
+
+    The caller hears their place and the estimated wait every `announce_every` seconds, hold
+    music or silence in between, and may press 1 for a callback that keeps their place or 2
+    for a voicemail. After the priority's max wait, or when no agent who speaks the caller's
+    language is signed in, the caller goes to `overflow`.
+    """
+
+    type: Literal["queue"]
+    category: str | None = Field(
+        default=None, description="Topic for matching agents (a ticket category); none: any")
+    priority: Priority | None = Field(
+        default=None, description="Live priority (priorities.yaml 'live:'); else its default")
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Twilio queue name (64 characters at most); default: the "
+        "flow's name")
+    prompt: Prompt | None = Field(default=None, description="Said once, on joining the line")
+    hold_music: str | None = Field(
+        default=None, description="https URL of a short audio clip played while waiting; "
+        "else silence")
+    announce_every: int = Field(
+        default=30, ge=10, le=300, description="Seconds between place and wait announcements")
+    callback: NodeId | None = Field(
+        default=None, description="A callback node for key 1 (the caller keeps their place)")
+    voicemail: NodeId | None = Field(default=None, description="A voicemail node for key 2")
+    overflow: NodeId = Field(
+        description="Where callers go after the max wait, or when no qualified agent is "
+        "signed in")
+    texts: QueueTexts = Field(default_factory=QueueTexts)
 
 
 class OncallNode(_Model):
@@ -232,13 +282,15 @@ Node = Annotated[
     | VoicemailNode
     | CallbackNode
     | TransferNode
+    | QueueNode
     | OncallNode
     | HangupNode
     | GotoNode,
     Field(discriminator="type"),
 ]
 
-WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "oncall", "hangup"})
+WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "queue", "oncall",
+                           "hangup"})
 """Node kinds that wait for the caller or end the call; a loop must pass through one."""
 
 

@@ -419,16 +419,19 @@ def _data_path(loc: tuple[str | int, ...], kind: str, data: Any) -> tuple[Path, 
     """The loc's path through the data, without union tags; and whether it names a key."""
     path: list[str | int] = []
     current = data
+    tagged = False
     for index, element in enumerate(loc):
         last = index == len(loc) - 1
         if element == "[key]":
             return tuple(path), True
         if (
-            len(path) == 2
+            not tagged
+            and len(path) == 2
             and path[0] == "nodes"
             and isinstance(current, dict)
             and current.get("type") == element
         ):
+            tagged = True  # once: a queue node's field 'queue' follows its tag 'queue'
             continue  # discriminator tag of a node
         in_dict = isinstance(current, dict) and element in current
         in_list = isinstance(current, list) and isinstance(element, int) and element < len(current)

@@ -80,11 +80,30 @@ class RequestCallback:
 
 
 @dataclass(frozen=True)
+class Enqueue:
+    """Put the caller in line for an agent; leaving the line comes back to `position`.
+
+    The web layer records the waiting caller (or, when no agent who speaks their language is
+    signed in, answers at once with QueueLeft('overflow')) and runs the hold loop: place and
+    wait every `announce_every` seconds, `hold_music` (or silence) in between.
+    """
+
+    position: Position
+    queue_name: str
+    category: str | None
+    priority: str | None
+    hold_music: str | None
+    announce_every: int
+    prompt: Say | None = None
+    """Said once, just before the caller joins the line (not when they overflow at once)."""
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call."""
 
 
-Step = Say | Gather | Record | Dial | RequestCallback | Hangup
+Step = Say | Gather | Record | Dial | RequestCallback | Enqueue | Hangup
 
 
 @dataclass(frozen=True)
@@ -133,4 +152,16 @@ class DialEnded:
     answered: bool
 
 
-Event = Digits | Speech | NoInput | Recorded | DialEnded
+QUEUE_EXITS = ("overflow", "callback", "voicemail", "talked", "hangup")
+"""Why a caller left the line: sent on (max wait, nobody qualified), pressed 1 or 2, talked
+to an agent, or hung up while waiting."""
+
+
+@dataclass(frozen=True)
+class QueueLeft:
+    """The caller left the line of a queue node, for one of QUEUE_EXITS."""
+
+    reason: str
+
+
+Event = Digits | Speech | NoInput | Recorded | DialEnded | QueueLeft

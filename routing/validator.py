@@ -15,14 +15,17 @@ import phonenumbers
 from routing.callback_choices import callback_calendar, offers_windows
 from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
 from routing.errors import FlowError
-from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, Rota
+from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, QueueNode, Rota
 from routing.hours import parse_day_spec, parse_time_range
 from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
+from routing.queue_checks import check_queue
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], tuple[int, int]]
 
 TARGET_FIELDS = ("next", "on_failure", "open", "closed", "holiday", "on_no_answer")
+QUEUE_TARGET_FIELDS = ("callback", "voicemail", "overflow")
+"""A queue node's ways out ('callback' is a flag, not a target, on voicemail nodes)."""
 PROMPT_FIELDS = ("text", "prompt", "invalid", "no_input")
 MAX_LOOPS_REPORTED = 20
 MAX_LOOP_STEPS = 20_000  # bounds the cycle search on pathological graphs
@@ -79,6 +82,8 @@ class _Checks:
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
                 self.check_callback(node_id, node)
+            elif isinstance(node, QueueNode):
+                check_queue(self, node_id, node)
 
     # --- graph ---------------------------------------------------------------
 
@@ -88,7 +93,8 @@ class _Checks:
         if node.type == "menu":
             for key, option in node.options.items():
                 yield ("nodes", node_id, "options", key, "next"), f"option '{key}'", option.next
-        for field in TARGET_FIELDS:
+        fields = QUEUE_TARGET_FIELDS if node.type == "queue" else TARGET_FIELDS
+        for field in fields:
             target = getattr(node, field, None)
             if target is not None:
                 yield ("nodes", node_id, field), field, target
@@ -132,9 +138,18 @@ class _Checks:
                 )
 
     def check_waiting_loops(self) -> None:
-        busy = [n for n, node in self.flow.nodes.items() if node.type not in WAITING_TYPES]
+        # A queue node waits, except that with nobody signed in it overflows at once.
+        nodes = self.flow.nodes
+        busy = [n for n, node in nodes.items()
+                if node.type not in WAITING_TYPES or node.type == "queue"]
         busy_set = set(busy)
-        graph = {n: [t for t in self.successors(n) if t in busy_set] for n in busy}
+
+        def onward(n: str) -> list[str]:
+            node = nodes[n]
+            targets = [node.overflow] if node.type == "queue" else self.successors(n)
+            return [t for t in targets if t in busy_set]
+
+        graph = {n: onward(n) for n in busy}
         for cycle in _loops(busy, graph):
             chain = " -> ".join(f"'{n}'" for n in [*cycle, cycle[0]])
             self.error(

@@ -400,7 +400,7 @@ def sms_jobs(redis_url: str) -> list[str]:
 def dial_jobs(redis_url: str) -> list[str]:
     queue = Queue(URGENT, connection=Redis.from_url(redis_url))
     return [str(job.func_name) for job in queue.get_jobs()
-            if str(job.func_name).startswith("callbacks.workqueue.dialer.")]
+            if str(job.func_name).startswith("callbacks.workqueue.router.")]
 
 
 def test_the_caller_hears_place_window_and_ticket_and_the_row_says_so(desk: Flask,
@@ -422,7 +422,7 @@ def test_the_caller_hears_place_window_and_ticket_and_the_row_says_so(desk: Flas
     assert (ticket.caller, ticket.category, ticket.transcription) == (CALLER, "other", "none")
     assert sms_jobs(redis_url) == [sms_job_id(ticket.id)]
     # a free agent may take it
-    assert dial_jobs(redis_url) == ["callbacks.workqueue.dialer.dial_sweep"]
+    assert dial_jobs(redis_url) == ["callbacks.workqueue.router.route_sweep"]
 
 
 def test_the_place_counts_the_callers_served_first(desk: Flask) -> None:

@@ -26,7 +26,9 @@ from tests.test_voice import Phone, said
 
 FLOW_PATH = Path(__file__).resolve().parent.parent / "flows" / "it-support.yaml"
 LANGUAGES = {"en", "de", "pl", "ru"}
-TARGET_FIELDS = ("next", "open", "closed", "holiday", "on_failure", "on_no_answer")
+TARGET_FIELDS = ("next", "open", "closed", "holiday", "on_failure", "on_no_answer", "overflow")
+QUEUE_KEYS = ("callback", "voicemail")
+"""A queue node's keys 1 and 2 lead to these (on other nodes 'callback' is a flag)."""
 MAIN_MENU_LABELS = {
     "1": "password",
     "2": "network",
@@ -60,7 +62,8 @@ def prompts_of(node: BaseModel) -> Iterator[tuple[str, dict[str, str]]]:
 
 def targets_of(node: BaseModel) -> Iterator[str]:
     """Every node id a node can continue to, including its menu options."""
-    for name in TARGET_FIELDS:
+    names = TARGET_FIELDS + (QUEUE_KEYS if getattr(node, "type", "") == "queue" else ())
+    for name in names:
         target = getattr(node, name, None)
         if target is not None:
             yield target
@@ -168,7 +171,6 @@ def test_every_phone_number_is_valid_e164(flow: Flow) -> None:
     numbers += [n.to for n in flow.nodes.values() if getattr(n, "to", None)]
     numbers += [n for rota in flow.rotas.values() for n in rota.people.values()]
     assert flow.numbers
-    assert len(flow.groups["servicedesk"]) == 2
     assert len(flow.rotas["it-duty"].people) == 3
     for number in numbers:
         parsed = phonenumbers.parse(number, None)
@@ -176,13 +178,24 @@ def test_every_phone_number_is_valid_e164(flow: Flow) -> None:
         assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == number
 
 
-def test_transfers_ring_a_known_group(flow: Flow) -> None:
-    transfers = [n for n in flow.nodes.values() if n.type == "transfer"]
-    assert transfers
-    for node in transfers:
-        assert node.group == "servicedesk"
-        assert node.timeout == 25
-        assert flow.nodes[node.on_no_answer].type == "menu"
+def test_every_talk_to_an_agent_option_waits_in_line_for_the_topic(flow: Flow) -> None:
+    # agents of the desk are reached through the line, never a fixed list of numbers
+    assert [n for n in flow.nodes.values() if n.type == "transfer"] == []
+    assert flow.groups == {}
+    agent_options = [(node_id, option.next) for node_id, node in flow.nodes.items()
+                     if node.type == "menu" for option in node.options.values()
+                     if option.label == "agent"]
+    assert len(agent_options) == 7  # six topics and the main menu's 0
+    for menu_id, target in agent_options:
+        queue = flow.nodes[target]
+        assert queue.type == "queue", menu_id
+        topic = target.removesuffix("_queue")
+        callback = flow.nodes[queue.callback]
+        assert queue.callback == f"{topic}_callback" and callback.type == "callback"
+        assert queue.voicemail == f"{topic}_voicemail"
+        assert queue.overflow == f"{topic}_no_agent" and flow.nodes[queue.overflow].type == "menu"
+        assert (queue.category, queue.priority) == (callback.category, callback.priority)
+        assert queue.queue == "servicedesk"
 
 
 def test_main_menu_has_the_labelled_options(flow: Flow) -> None:
@@ -345,4 +358,8 @@ def test_in_office_hours_the_outage_branch_does_not_ring_on_call(
     phone.press("1")
     phone.press("9")
     twiml = phone.press("1")  # the outage topic's "speak to an agent"
-    assert dialled(twiml) == ["+493012345679", "+493012345680"]
+    assert twiml.find("Dial") is None
+    # nobody is signed in on this line: the caller is offered a voicemail or a callback
+    assert said(twiml)[0].startswith("Sorry, nobody is free right now.")
+    gather = twiml.find("Gather")
+    assert gather is not None and "n=outage_no_agent" in gather.attrib["action"]

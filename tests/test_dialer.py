@@ -21,7 +21,9 @@ from callbacks.tickets.ticket import Ticket, history
 from callbacks.workqueue.agents import Agent, create_agent, take_free_agent
 from callbacks.workqueue.attempts import CallbackAttempt
 from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
-from callbacks.workqueue.dialer import dial_next, dial_sweep, retry_delay
+from callbacks.workqueue.dialer import retry_delay
+from callbacks.workqueue.router import route_agent, route_sweep
+from callbacks.workqueue.skills import set_skills
 from ivr.simulator.outbound import CallerBehaviour, play_outbound_call
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, sign
@@ -41,12 +43,30 @@ def desk(database_url: str, redis_url: str, standin: StandinServer) -> Iterator[
 
 def _agent(app: Flask, name: str = "ana", availability: str = "available",
            mode: str = "progressive", phone: str = AGENT_PHONE) -> int:
+    """An agent who speaks Korean, the language of the callers below."""
     with app.extensions["ivr.sessions"]() as session:
         agent = create_agent(session, name, "correct horse battery", phone=phone,
                              dial_mode=mode, display_name=name.title())
         agent.availability = availability
+        set_skills(session, agent.id, languages={"ko": 2})
         session.commit()
         return agent.id
+
+
+def dial_next(agent_id: int | None = None) -> dict[str, object]:
+    """Route one agent (the free progressive agent idle longest when none is given), as the
+    router's job does when that agent becomes free; what it dialled."""
+    if agent_id is None:
+        with runtime.sessions()() as session:
+            agent_id = session.scalar(
+                select(Agent.id).where(Agent.availability == "available",
+                                       Agent.dial_mode == "progressive")
+                .order_by(Agent.availability_since, Agent.id).limit(1))
+        if agent_id is None:
+            return {"dialled": None}
+    result = route_agent(agent_id)
+    return {"dialled": result.get("id"), "agent": agent_id, "attempt": result.get("attempt"),
+            "stage": result.get("stage")}
 
 
 def _request(app: Flask, caller: str = MOBILE_CALLER, priority: str = "P2",
@@ -304,10 +324,10 @@ def test_preview_agents_are_not_dialled_by_the_sweep(desk: Flask,
                                                      standin: StandinServer) -> None:
     _agent(desk, "ana", mode="preview")
     _request(desk)
-    assert dial_sweep()["dialled"] == []
+    assert route_sweep()["callbacks"] == []
     _agent(desk, "ben", phone="+4930555011")
     _request(desk, caller="+821098765432")
-    dialled = dial_sweep()["dialled"]
+    dialled = route_sweep()["callbacks"]
     assert isinstance(dialled, list) and len(dialled) == 1  # one progressive agent
 
 
@@ -388,7 +408,7 @@ def test_reconciler_ends_a_wrap_up_whose_end_job_redis_lost(desk: Flask, standin
                            wrap_up_seconds=-1)
     assert report.wrap_ups_ended == [agent_id]
     assert _row(desk, Agent, agent_id).availability == "available"
-    dial_sweep()  # the worker's sweep after reconciling: the waiting caller is dialled
+    route_sweep()  # the worker's sweep after reconciling: the waiting caller is dialled
     assert _row(desk, CallbackRequest, second).status == "claimed"
 
 

@@ -312,3 +312,77 @@ def test_policy_checks_itself() -> None:
         PriorityPolicy((level,), "P2")
     with pytest.raises(ValueError, match="listed twice"):
         PriorityPolicy((level, level), "P1")
+
+
+# --- callers waiting on the line, and how work is matched to agents ----------------------------
+
+
+def test_the_shipped_file_sets_live_targets_and_routing(policy: PriorityPolicy) -> None:
+    assert [(level.name, level.target, level.max_wait) for level in policy.live.levels] == [
+        ("P1", timedelta(seconds=60), timedelta(minutes=5)),
+        ("P2", timedelta(minutes=2), timedelta(minutes=10)),
+        ("P3", timedelta(minutes=3), timedelta(minutes=15)),
+        ("P4", timedelta(minutes=5), timedelta(minutes=20)),
+    ]
+    assert policy.live.default == "P3"
+    assert (policy.routing.topic_preference, policy.routing.level_bonus,
+            policy.routing.ring_seconds) == (timedelta(minutes=2), timedelta(seconds=10), 20)
+
+
+def test_live_due_times_are_wall_clock_and_unknown_levels_use_the_default(
+        policy: PriorityPolicy) -> None:
+    joined = berlin(2026, 12, 24, 17, 59)  # a closed date: live targets ignore the calendar
+    assert policy.live.due_at("P1", joined) == joined + timedelta(seconds=60)
+    assert policy.live.due_at(None, joined) == joined + timedelta(minutes=3)
+    assert policy.live.level("P9").name == "P3"
+
+
+def test_a_file_without_live_or_routing_keys_gets_the_defaults(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, "levels: {P1: {target: 1h}}\ndefault: P1\n"))
+    assert policy.live.default == "P3" and len(policy.live.levels) == 4
+    assert policy.routing.ring_seconds == 20
+
+
+def test_seconds_are_durations_too() -> None:
+    assert parse_duration("45s") == timedelta(seconds=45)
+    assert parse_duration("1m30s") == timedelta(seconds=90)
+
+
+def test_bad_live_and_routing_keys_are_located(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, """\
+levels: {P1: {target: 1h}}
+default: P1
+live:
+  levels:
+    P1: {target: 2m, max_wait: 1m}
+    P2: {target: soon, max_wait: 10m, maxwait: 5m}
+    P3: {target: 3m}
+  default: P5
+routing:
+  topic_preference: 3h
+  level_bonus: ten
+  ring_seconds: 500
+  ring: 5
+""") == [
+        "5:32: live level 'P1' max_wait '1m' is shorter than its target '2m'; callers would "
+        "leave before they are due",
+        "6:18: 'soon' is not a duration such as 45s, 2m or 1m30s",
+        "6:39: unknown key 'maxwait' in live level 'P2' (did you mean 'max_wait'?)",
+        "7:5: live level 'P3' is missing 'max_wait', e.g. 2m",
+        "8:12: unknown priority 'P5'; expected one of: P1, P2, P3",
+        "10:21: topic_preference '3h' is more than an hour; items of other topics would wait "
+        "for hours",
+        "11:16: 'ten' is not a duration such as 45s, 2m or 1m30s",
+        "12:17: ring_seconds must be a whole number of seconds from 5 to 120, got 500",
+        "13:3: unknown key 'ring' in routing; expected one of: topic_preference, "
+        "level_bonus, ring_seconds",
+    ]
+
+
+def test_live_needs_levels_and_a_default(tmp_path: Path) -> None:
+    base = "levels: {P1: {target: 1h}}\ndefault: P1\n"
+    assert errors_of(tmp_path, base + "live: fast\n") == [
+        "3:7: live must be a mapping with 'levels' and 'default', e.g. {levels: {P1: "
+        "{target: 60s, max_wait: 5m}}, default: P1}"]
+    assert errors_of(tmp_path, base + "live: {levels: {P1: {target: 1m, max_wait: 5m}}}\n") == [
+        "3:1: missing 'default' in live: the level of a caller nothing else ranks"]

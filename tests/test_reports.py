@@ -71,10 +71,11 @@ def seed(app: Flask) -> None:
 
 # (sid, started, language, ended, last node, outcome, steps: (event, node, input, path, outcome))
 CALLS: list[tuple[str, datetime, str, bool, str, str | None, list[tuple[Any, ...]]]] = [
-    ("C1", at(2, 8, 30), "en", True, "password_transfer", "agent", [
+    ("C1", at(2, 8, 30), "en", True, "password_queue", "agent", [
         ("input", "choose_language", "1", "check_hours main_menu", None),
         ("input", "main_menu", "1", "password_tip password_menu", None),
-        ("input", "password_menu", "1", "password_transfer", "transfer")]),
+        ("input", "password_menu", "1", "password_queue", "queue"),
+        ("left", "password_queue", "completed", "", "agent")]),
     ("C2", at(2, 8, 45), "de", True, "network_menu", "abandoned", [
         ("input", "choose_language", "2", "check_hours main_menu", None),
         ("input", "main_menu", "speech:vpn", "network_tip network_menu", None)]),
@@ -87,10 +88,10 @@ CALLS: list[tuple[str, datetime, str, bool, str, str | None, list[tuple[Any, ...
         ("input", "main_menu", "1", "password_tip password_menu", None),
         ("input", "password_menu", "3", "password_callback", "callback")]),
     ("C6", at(1, 22, 30), "en", True, "choose_language", "abandoned", []),  # 03-01 local
-    ("C7", at(4, 22, 59), "en", False, "general_transfer", "transfer", [
+    ("C7", at(4, 22, 59), "en", False, "general_queue", "queue", [
         ("input", "choose_language", "1", "check_hours main_menu", None),
         ("input", "main_menu", "7", "", None),
-        ("input", "main_menu", "0", "general_transfer", "transfer")]),
+        ("input", "main_menu", "0", "general_queue", "queue")]),
     ("C8", at(4, 23, 30), "en", True, "choose_language", "abandoned", []),  # 03-05 local
     ("C9", at(4, 10, 0), "ru", True, "goodbye", "hangup", [
         ("input", "choose_language", "4", "check_hours main_menu", None),

@@ -17,7 +17,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 
-from callbacks.queues import schedule_dial_sweep, voicemail_job_id
+from callbacks.queues import schedule_route_sweep, voicemail_job_id
 from callbacks.redis_client import (
     RedisAddressError,
     is_sentinel_address,
@@ -191,7 +191,7 @@ def test_work_flows_through_sentinel_and_survives_a_failover(
                      f"the first ticket\n{log}")
             # rq's scheduler (started by the worker, on the worker's connection) runs a
             # job that was scheduled for later.
-            swept = schedule_dial_sweep(connection, datetime.now(UTC) + timedelta(seconds=1))
+            swept = schedule_route_sweep(connection, datetime.now(UTC) + timedelta(seconds=1))
             wait_for(lambda: finished(connection, swept.id), 30, "the scheduled dial sweep")
 
             master.kill()
@@ -206,7 +206,7 @@ def test_work_flows_through_sentinel_and_survives_a_failover(
             wait_for(lambda: len([t for t in tickets(app) if t.transcription == "done"]) == 2,
                      90, f"the second ticket\n{log}")
             wait_for(lambda: len(standin.messages()) == 2, 30, "two SMS")
-            swept_again = schedule_dial_sweep(connection,
+            swept_again = schedule_route_sweep(connection,
                                               datetime.now(UTC) + timedelta(seconds=1))
             wait_for(lambda: finished(connection, swept_again.id), 30,
                      "a dial sweep scheduled after the failover")

@@ -29,7 +29,8 @@ from callbacks.survey import (
 from callbacks.tickets.ticket import Ticket
 from callbacks.workqueue.agents import Agent, create_agent
 from callbacks.workqueue.callback_requests import CallbackAsk, request_callback
-from callbacks.workqueue.dialer import dial_next
+from callbacks.workqueue.router import route_agent
+from callbacks.workqueue.skills import set_skills
 from ivr.simulator.outbound import play_outbound_call
 from ivr.standin import StandinServer
 from tests.conftest import AUTH_TOKEN, LINE, PUBLIC_BASE_URL, desk_app, publish, sign, twilio_post
@@ -56,6 +57,7 @@ def _agent(app: Flask, name: str = "ana", phone: str = DESK_PHONE) -> int:
         agent = create_agent(session, name, "correct horse battery", phone=phone,
                              display_name=name.title())
         agent.availability = "available"
+        set_skills(session, agent.id, languages={"en": 2, "de": 2, "pl": 2, "ru": 2})
         session.commit()
         return agent.id
 
@@ -288,7 +290,7 @@ def test_a_completed_callback_asks_by_sms(line: Flask, standin: StandinServer,
             call_sid="CA" + "9" * 32, due_at=utcnow() + timedelta(hours=1),
             available_at=utcnow(), ticket_id=ticket_id), {"P1": 0, "P2": 1, "P3": 2})
         session.commit()
-    assert dial_next()["agent"] == agent_id
+    assert route_agent(agent_id)["assigned"] == "callback"
     client = line.test_client()
 
     def post(url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:

@@ -403,3 +403,36 @@ def test_place_call_failure_is_retryable(standin, settings):
         place_call(settings, "+4930111222", "+4930555000", "https://ivr.example.test/dial/7")
 
     assert error.value.retryable is True and standin.calls() == []
+
+
+# --- callers in queues and the agents' rings ----------------------------------------------
+
+
+def test_a_ring_has_its_timeout_and_can_be_cancelled_while_it_rings(standin, settings):
+    from callbacks.telephony import cancel_call
+
+    sid = place_call(settings, to="+4930555010", from_=SMS_FROM, url="https://x.test/a",
+                     timeout=20)
+    assert standin.calls()[-1].params["Timeout"] == "20"
+    assert cancel_call(settings, sid) is True
+    assert standin.call_status(sid) == "canceled"
+    assert cancel_call(settings, sid) is True  # a repeated cancel: still canceled
+    from ivr.standin.state import CallUpdate
+
+    answered = place_call(settings, to="+4930555011", from_=SMS_FROM, url="https://x.test/a")
+    standin.state.update_call(answered, CallUpdate("in-progress", None, None, None, "network"))
+    assert cancel_call(settings, answered) is False  # picked up: too late to cancel
+    assert standin.call_status(answered) == "in-progress"
+
+
+def test_a_caller_is_dequeued_by_call_sid_once(standin, settings):
+    from callbacks.telephony import MemberGone, dequeue_member, queue_sid_for
+
+    where = standin.queues.join("servicedesk", "CA" + "5" * 32)
+    assert queue_sid_for(settings, "servicedesk") == where["queue_sid"]
+    assert queue_sid_for(settings, "elsewhere") is None
+    dequeue_member(settings, where["queue_sid"], "CA" + "5" * 32, "https://x.test/connect")
+    after = standin.queues.whereabouts("CA" + "5" * 32)
+    assert after is not None and after["dequeued"] and after["url"] == "https://x.test/connect"
+    with pytest.raises(MemberGone):  # taken already, or hung up: not in the queue any more
+        dequeue_member(settings, where["queue_sid"], "CA" + "5" * 32, "https://x.test/connect")

@@ -38,6 +38,10 @@ class CallbackWish:
     """The number the caller keyed in (E.164), '' for the caller id; None when not asked."""
     window: str | None = None
     """'asap', 'afternoon' or 'tomorrow_morning'; None when the caller was not asked."""
+    first_contact_at: datetime | None = None
+    """When the caller first asked for help, if earlier than now (they waited in line)."""
+    due_by: datetime | None = None
+    """A deadline the request must not exceed (a caller in line keeps their place)."""
 
 
 def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolicy,
@@ -47,6 +51,8 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
 
     A window makes the request wait until it opens (`available_at`), and the SLA clock then
     starts at the window's start, so the deadline never comes before the caller may be called.
+    A caller who waited in line first keeps their place: their first contact is when they
+    joined the line, and the deadline is no later than their due time there (`due_by`).
     None when there is no number to call back (withheld caller id and none keyed in).
     """
     employee = directory.lookup(wish.caller)
@@ -73,11 +79,15 @@ def ask_for_callback(session: Session, wish: CallbackWish, policy: PriorityPolic
         outage=category == OUTAGE,
     )
     available_at = window_start(wish.window, now, hours) if wish.window else now
+    due_at = policy.due_at(priority, available_at, hours)
+    if wish.due_by is not None:  # never later than the line promised, never before the window
+        due_at = max(available_at, min(due_at, wish.due_by))
     ask = CallbackAsk(
         caller=caller, category=category, language=wish.language, priority=priority,
         reasons="; ".join(reasons), call_sid=wish.call_sid,
-        due_at=policy.due_at(priority, available_at, hours), available_at=available_at,
+        due_at=due_at, available_at=available_at,
         ticket_id=wish.ticket_id, dial_number=wish.dial_number, window=wish.window,
+        first_contact_at=wish.first_contact_at,
     )
     ranks = {level.name: rank for rank, level in enumerate(policy.levels)}
     return request_callback(session, ask, ranks)

@@ -43,6 +43,13 @@ class CallbackRequest(Base):
         Index("ix_callback_requests_pending_due", "due_at", "id",
               postgresql_where=text("status = 'pending'"),
               sqlite_where=text("status = 'pending'")),
+        # the matching takes the head of each agent language's (and topic's) range
+        Index("ix_callback_requests_pending_language_due", "language", "due_at", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_callback_requests_pending_topic_due", "language", "category", "due_at", "id",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
         Index("uq_callback_requests_open_problem", "caller", "category", unique=True,
               postgresql_where=text("status IN ('pending', 'claimed')"),
               sqlite_where=text("status IN ('pending', 'claimed')")),
@@ -89,6 +96,8 @@ class CallbackAsk:
     """The number to dial ('' = the caller id); None when the caller was not asked."""
     window: str | None = None
     """The caller's window label ('asap', 'afternoon', ...); None when not asked."""
+    first_contact_at: datetime | None = None
+    """When the caller first asked for help (joined the line); None: now."""
 
 
 def request_callback(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> CallbackRequest:
@@ -119,7 +128,8 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
             priority=ask.priority, reasons=ask.reasons, first_call_sid=ask.call_sid,
             last_call_sid=ask.call_sid,
             ticket_id=ask.ticket_id, contacts=1, status="pending",
-            first_contact_at=utcnow(), due_at=ask.due_at, available_at=ask.available_at,
+            first_contact_at=ask.first_contact_at or utcnow(), due_at=ask.due_at,
+            available_at=ask.available_at,
             dial_number=ask.dial_number or "", window=ask.window or "",
         )
         session.add(request)
@@ -132,6 +142,8 @@ def _open_or_join(session: Session, ask: CallbackAsk, rank: dict[str, int]) -> C
     if rank.get(ask.priority, 99) < rank.get(existing.priority, 99):
         existing.priority = ask.priority
     existing.due_at = min(existing.due_at, ask.due_at)
+    if ask.first_contact_at is not None:
+        existing.first_contact_at = min(existing.first_contact_at, ask.first_contact_at)
     if ask.dial_number is not None:
         existing.dial_number = ask.dial_number
     if ask.window is not None:

@@ -1,8 +1,10 @@
 """The dialer: ring a free agent, whisper who is waiting and why, then bridge the caller.
 
 Every step is recorded in SQL first (attempt stage, request status, agent availability), so a
-lost job or a repeated webhook changes nothing twice. Jobs start on events (a request arrives,
-an agent becomes available, a call ends) and on the worker's periodic sweep.
+lost job or a repeated webhook changes nothing twice. Which callback a progressive agent gets
+is decided by the router (callbacks/workqueue/router.py), with live callers in the same queue;
+routing starts on events (a request arrives, an agent becomes available, a call ends) and on
+the worker's periodic sweep.
 
 Outcomes: the caller talked to the agent (done); the caller was busy, did not answer or the call
 failed (retry after the next backoff step, then unreachable: the caller gets an SMS and the
@@ -24,22 +26,21 @@ from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.display_time import local_text, readers_zone
 from callbacks.queues import (
-    enqueue_dial_job,
+    enqueue_route_job,
     enqueue_status_sms,
     enqueue_survey_sms,
     enqueue_wrap_up_end,
-    schedule_dial_sweep,
+    schedule_route_sweep,
 )
 from callbacks.settings import Settings
 from callbacks.telephony import TelephonyError, place_call
 from callbacks.tickets.ticket import Ticket, add_event
-from callbacks.workqueue.agents import Agent, release_agent, take_free_agent
+from callbacks.workqueue.agents import Agent, release_agent
 from callbacks.workqueue.attempts import CALLER_MISSED, LIVE_STAGES, CallbackAttempt
 from callbacks.workqueue.callback_requests import (
     CallbackRequest,
     ClaimedCallback,
     claim_callback,
-    claim_next_callback,
     put_back,
 )
 
@@ -74,39 +75,6 @@ class DialOutcome:
     outcome: str
     request_status: str
     next_try_at: datetime | None = None
-
-
-def dial_next(agent_id: int | None = None) -> dict[str, object]:
-    """Job: give the next due callback to a free agent (or to `agent_id`) and ring the agent."""
-    settings = runtime.settings()
-    factory = runtime.sessions()
-    with factory() as session:
-        if agent_id is not None and session.scalar(
-                select(Agent.dial_mode).where(Agent.id == agent_id)) == "preview":
-            return {"dialled": None, "reason": "preview agents click Call themselves"}
-        agent = take_free_agent(session, agent_id)
-        if agent is None:
-            return {"dialled": None, "reason": "no free agent"}
-        claimed = claim_next_callback(runtime.claim_engine(), f"agent:{agent.id}",
-                                      agent_id=agent.id)
-        if claimed is None:
-            release_agent(session, agent.id, "available")
-            session.commit()
-            return {"dialled": None, "reason": "nothing due", "agent": agent.id}
-        attempt = dial_claimed(session, settings, agent, claimed, mode="progressive")
-        return {"dialled": claimed.id, "agent": agent.id, "attempt": attempt.id,
-                "stage": attempt.stage}
-
-
-def dial_sweep(limit: int = 50) -> dict[str, object]:
-    """Job: dial for every free progressive agent while due callbacks remain."""
-    dialled: list[int] = []
-    for _ in range(limit):
-        result = dial_next()
-        if result["dialled"] is None:
-            break
-        dialled.append(int(str(result["dialled"])))
-    return {"dialled": dialled}
 
 
 def call_now(session: Session, settings: Settings, agent: Agent,
@@ -212,16 +180,16 @@ def whisper_text(session: Session, request: CallbackRequest, max_attempts: int,
                  now: datetime) -> str:
     """Who is waiting, why, for how long and which try this is, in a sentence or three."""
     employee = runtime.directory().lookup(request.caller)
-    who = f"{employee.name}, {employee.department}" if employee else _spoken_digits(request.caller)
+    who = f"{employee.name}, {employee.department}" if employee else spoken_digits(request.caller)
     waited = max(0, int((now - request.first_contact_at).total_seconds() // 60))
     ticket = session.get(Ticket, request.ticket_id) if request.ticket_id else None
     parts = [
         f"Callback to {who}, about {request.category.replace('_', ' ')}, "
         f"priority {request.priority}.",
-        f"Waiting {_spoken_duration(waited)}, attempt {request.attempts} of {max_attempts}.",
+        f"Waiting {spoken_duration(waited)}, attempt {request.attempts} of {max_attempts}.",
     ]
     if ticket is not None:
-        parts.append(f"Ticket {_spoken_digits(ticket.number)}.")
+        parts.append(f"Ticket {spoken_digits(ticket.number)}.")
     parts.append("Connecting you now.")
     return " ".join(parts)
 
@@ -252,7 +220,7 @@ def caller_dial_ended(session: Session, settings: Settings, attempt_id: int, sta
     if attempt.agent_id is not None:
         release_agent(session, attempt.agent_id, agent_state, moment)
     session.commit()
-    _after_release(settings, attempt.agent_id, agent_state)
+    after_release(settings, attempt.agent_id, agent_state)
     if result.outcome == "completed" and settings.survey.enabled:
         _queue_survey(request, attempt.agent_id)
     if result.request_status == "unreachable":
@@ -282,7 +250,7 @@ def agent_call_ended(session: Session, settings: Settings, attempt_id: int, stat
     if attempt.agent_id is not None:
         release_agent(session, attempt.agent_id, agent_state, moment)
     session.commit()
-    _after_release(settings, attempt.agent_id, agent_state)
+    after_release(settings, attempt.agent_id, agent_state)
     enqueue_dial(runtime.redis())  # another agent may take it now
     return outcome
 
@@ -307,12 +275,13 @@ def end_wrap_up(agent_id: int) -> bool:
 
 
 def enqueue_dial(connection: Redis, agent_id: int | None = None) -> None:
-    """Queue a dial for `agent_id` (or a sweep over all free agents); never fails the caller."""
+    """Queue routing for `agent_id` (or a sweep over all free agents); never fails the caller."""
     try:
-        enqueue_dial_job(connection, agent_id)
+        enqueue_route_job(connection, agent_id)
     except Exception:
-        # Redis down: the worker's periodic sweep dials from SQL anyway.
-        log.warning("could not queue a dial job; the periodic sweep will dial", exc_info=True)
+        # Redis down: the worker's periodic sweep routes from SQL anyway.
+        log.warning("could not queue a routing job; the periodic sweep will route",
+                    exc_info=True)
 
 
 def dial_when_due(connection: Redis, available_at: datetime) -> None:
@@ -321,7 +290,7 @@ def dial_when_due(connection: Redis, available_at: datetime) -> None:
         enqueue_dial(connection)
         return
     try:
-        schedule_dial_sweep(connection, available_at)
+        schedule_route_sweep(connection, available_at)
     except Exception:
         log.warning("could not schedule a dial sweep; the periodic sweep will dial",
                     exc_info=True)
@@ -347,7 +316,8 @@ def _after_missed(session: Session, settings: Settings, request: CallbackRequest
     return DialOutcome(outcome, "pending", next_try)
 
 
-def _after_release(settings: Settings, agent_id: int | None, state: str) -> None:
+def after_release(settings: Settings, agent_id: int | None, state: str) -> None:
+    """After an agent's call: schedule the end of their wrap-up, or route them at once."""
     if agent_id is None:
         return
     try:
@@ -369,7 +339,7 @@ def _queue_survey(request: CallbackRequest, agent_id: int | None) -> None:
 
 def _schedule_sweep(at: datetime) -> None:
     try:
-        schedule_dial_sweep(runtime.redis(), at)
+        schedule_route_sweep(runtime.redis(), at)
     except Exception:
         log.warning("could not schedule a dial sweep; the periodic sweep will dial",
                     exc_info=True)
@@ -395,11 +365,13 @@ def _note(session: Session, request: CallbackRequest, kind: str, detail: str,
         add_event(session, ticket, kind, detail, by=by)
 
 
-def _spoken_digits(text: str) -> str:
+def spoken_digits(text: str) -> str:
+    """A phone number as the agent hears it, digit by digit ('plus 4 9 ...')."""
     return " ".join(ch for ch in text if ch.isdigit() or ch == "+").replace("+", "plus")
 
 
-def _spoken_duration(minutes: int) -> str:
+def spoken_duration(minutes: int) -> str:
+    """'1 minute', '42 minutes', '2 hours 5 minutes'."""
     if minutes < 60:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     hours, rest = divmod(minutes, 60)

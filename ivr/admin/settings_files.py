@@ -34,7 +34,8 @@ class SettingsFile:
 
 _FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("PRIORITIES_FILE", "Priorities and SLA targets",
-     "Priority levels, their SLA targets and the rules that raise a caller's priority.",
+     "Priority levels, their SLA targets (callbacks and callers waiting on the line), the "
+     "rules that raise a caller's priority and how waiting work is matched to agents.",
      load_policy),
     ("KEYWORDS_FILE", "Priority keywords",
      "Words in a voicemail's transcript that set its category and priority.",

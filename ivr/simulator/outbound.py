@@ -14,6 +14,7 @@ call went on (`/_standin/calls/CA...`), so it is no longer listed as ringing.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -51,9 +52,15 @@ class OutboundTranscript:
 
 def play_outbound_call(call: StandinCall, auth_token: str, *, agent: AgentBehaviour = "answer",
                        caller: CallerBehaviour = "completed", talk_seconds: int = 42,
-                       post: Post | None = None,
-                       standin_url: str | None = None) -> OutboundTranscript:
-    """Play Twilio and both phones for a call placed through the stand-in."""
+                       post: Post | None = None, standin_url: str | None = None,
+                       stay_seconds: float = 0.0) -> OutboundTranscript:
+    """Play Twilio and both phones for a call placed through the stand-in.
+
+    `stay_seconds`: real seconds the agent stays in a live caller's conference before hanging
+    up, so the dequeued caller (a simulated call asking the stand-in between hold-loop passes)
+    gets there first, as on a real line where the caller joins while the agent hears the
+    whisper; an agent who leaves before the caller arrives sends the caller back in line.
+    """
     send = post or _post_over_http
     validator = RequestValidator(auth_token)
     transcript = OutboundTranscript(call.sid)
@@ -82,6 +89,8 @@ def play_outbound_call(call: StandinCall, auth_token: str, *, agent: AgentBehavi
         elif status == 200:
             transcript.heard.extend(_says(ET.fromstring(body)))
     final = {"answer": "completed", "hangup": "completed"}.get(agent, agent)
+    if transcript.conferences and stay_seconds > 0:
+        time.sleep(stay_seconds)
     if call.status_callback:
         duration = transcript.talk_seconds or (talk_seconds if agent == "answer" else 0)
         signed(call.status_callback, {**base, "CallStatus": final,
@@ -176,13 +185,17 @@ def answer_command() -> click.Command:
                   help="How the caller of a callback answers (live callers are on the line).")
     @click.option("--talk", "talk_seconds", default=60, show_default=True,
                   type=click.IntRange(min=0), help="Seconds the agent and the caller talk.")
+    @click.option("--stay", "stay_seconds", default=3.0, show_default=True,
+                  type=click.FloatRange(min=0),
+                  help="Real seconds the agent waits in a live caller's conference before "
+                  "hanging up (the caller needs a hold-loop pass to get there).")
     @click.option("--call", "call_sid", metavar="SID",
                   help="The call to answer [default: the latest one still ringing].")
     @click.option("--list", "list_calls", is_flag=True,
                   help="Show the calls ringing an agent now, and answer none.")
     def answer(standin_url: str, token: str, agent_does: AgentBehaviour,
-               caller_does: CallerBehaviour, talk_seconds: int, call_sid: str | None,
-               list_calls: bool) -> None:
+               caller_does: CallerBehaviour, talk_seconds: int, stay_seconds: float,
+               call_sid: str | None, list_calls: bool) -> None:
         """Answer a ringing agent call (a callback or a live caller) as the agent."""
         try:
             records = requests.get(f"{standin_url.rstrip('/')}/_standin/calls", timeout=10)
@@ -204,7 +217,8 @@ def answer_command() -> click.Command:
         else:
             click.echo(f"ringing {call.to} ({call_kind(record)} call {call.sid})")
         transcript = play_outbound_call(call, token, agent=agent_does, caller=caller_does,
-                                        talk_seconds=talk_seconds, standin_url=standin_url)
+                                        talk_seconds=talk_seconds, standin_url=standin_url,
+                                        stay_seconds=stay_seconds)
         for line in transcript.heard:
             click.echo(f"  agent hears: {line}")
         for number in transcript.dialled:

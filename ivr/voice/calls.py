@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.calllog import StepRecord, normalize_number, record_status
+from callbacks.db import utcnow
 from callbacks.flowstore import (
     PublishedLookup,
     UnknownVersion,
@@ -41,24 +42,28 @@ from callbacks.voicemail import RecordingReport, store_recording
 from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
 from callbacks.workqueue.dialer import dial_when_due
+from callbacks.workqueue.live_calls import live_call_by_sid
 from ivr.db import call_log, get_session, once_more_if_dropped
 from ivr.voice.form_limits import confidence, small_number, with_cut_note
 from ivr.voice.messages import MESSAGES, locale_for, message
+from ivr.voice.queue_entry import agent_phone_of, join_line_or_overflow
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
 from routing.callback_texts import queued_announcement
 from routing.engine import BrokenFlowError, CompiledFlow, UnexpectedEvent
-from routing.flow import CallbackNode, TransferNode, VoicemailNode
+from routing.flow import CallbackNode, QueueNode, TransferNode, VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
     DialEnded,
     Digits,
+    Enqueue,
     Event,
     Hangup,
     NoInput,
     Position,
+    QueueLeft,
     Recorded,
     RequestCallback,
     Say,
@@ -157,16 +162,27 @@ def _state() -> CallState:
     )
 
 
-def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str | None) -> Response:
-    """Log the turn (behind the request), note its side effects, and render it as TwiML."""
+def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str | None,
+               before: tuple[Step, ...] = ()) -> Response:
+    """Log the turn (behind the request), note its side effects, and render it as TwiML.
+
+    A caller who would join a line nobody who speaks their language can answer goes on to
+    the queue node's overflow in the same answer (a turn of its own in the log).
+    """
     call_sid = request.form["CallSid"]
     call_log().record_step(
         StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
-    steps: list[Step] = []
+    steps: list[Step] = list(before)
     for step in turn.steps:
         if isinstance(step, RequestCallback):
             steps.extend(_queue_callback(step, state.version_id, call_sid))
+        elif isinstance(step, Enqueue) and not join_line_or_overflow(step, state, call_sid,
+                                                                     utcnow()):
+            overflow = engine.advance(_compiled(state.version_id), step.position,
+                                      QueueLeft("overflow"), now(), request.form.get("From", ""))
+            return _carry_out(overflow, CallState(state.version_id, step.position, state.seq + 1),
+                              "overflow", step.position.node, None, tuple(steps))
         else:
             steps.append(step)
     compiled = _compiled(state.version_id)
@@ -189,14 +205,22 @@ def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tu
              else next(iter(compiled.calendars.values()), None))
     moment = now()
     session = get_session()
+    # a caller who waited in line keeps their place: first contact when they joined it,
+    # due no later than they were as a live caller
+    waited = live_call_by_sid(session, call_sid, lock=True)
+    kept = waited is not None and waited.status in ("to_callback", "overflowed")
     wish = CallbackWish(caller=request.form.get("From", ""), call_sid=call_sid,
                         language=step.language, category=step.category,
                         menu_priority=step.priority, dial_number=step.dial_number,
-                        window=step.window or None)
+                        window=step.window or None,
+                        first_contact_at=waited.entered_at if waited and kept else None,
+                        due_by=waited.due_at if waited and kept else None)
     queued = ask_for_callback(session, wish, current_app.extensions["ivr.priorities"],
                               current_app.extensions["ivr.directory"], hours, moment)
     if queued is None:  # the engine only queues with a number to call: a broken promise
         raise RuntimeError(f"callback at node {step.node} has no number to call")
+    if waited is not None and kept:
+        waited.callback_request_id = queued.id
     ticket, new_ticket = open_ticket_for_callback(session, queued, call_sid)
     place = queue_place(session, queued)
     windowed = queued.available_at > moment
@@ -322,11 +346,13 @@ def transfer_finished() -> Response:
     return _advance(state, DialEnded(answered=False), "dial", status)
 
 
-def _after_conversation(state: CallState, status: str) -> Response:
+TALKED = DialEnded(answered=True)
+
+
+def _after_conversation(state: CallState, status: str, event: Event = TALKED) -> Response:
     """The caller is still on the line after the agent: the survey instead of the hang-up."""
     compiled = _compiled(state.version_id)
-    turn = engine.advance(compiled, state.position, DialEnded(answered=True), now(),
-                          request.form.get("From", ""))
+    turn = engine.advance(compiled, state.position, event, now(), request.form.get("From", ""))
     survey = SurveyPolicy.from_setting(current_app.config["SURVEY"])
     if turn.steps != (Hangup(),) or not survey.keypad_for(compiled.flow.name):
         return _carry_out(turn, state, "dial", state.position.node, status)
@@ -386,11 +412,15 @@ def _survey_step() -> Response:
         return _survey_question(state, question, 1, keypad_text("invalid", language))
     node = flow.nodes.get(state.position.node)
     dialled: list[str] = []
+    topic = state.position.node
+    session = get_session()
     if isinstance(node, TransferNode):
         dialled = [node.to] if node.to else flow.groups.get(node.group or "", [])
-    session = get_session()
+    elif isinstance(node, QueueNode):  # the agent who answered the caller in line
+        dialled = agent_phone_of(session, request.form["CallSid"])
+        topic = node.category or topic
     record_keypad_answer(session, request.form["CallSid"], question, score, language, dialled,
-                         state.position.node)
+                         topic)
     session.commit()
     following = KEYPAD_QUESTIONS[KEYPAD_QUESTIONS.index(question) + 1:]
     if following:

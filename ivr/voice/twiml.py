@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from flask import Response
@@ -11,7 +12,17 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.voice.messages import locale_for, message
 from routing.flow import Flow
-from routing.steps import Dial, Gather, Hangup, Position, Record, RequestCallback, Say, Step
+from routing.steps import (
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    Position,
+    Record,
+    RequestCallback,
+    Say,
+    Step,
+)
 
 
 @dataclass(frozen=True)
@@ -107,10 +118,67 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
             )
             for number in step.numbers:
                 dial.number(number)
+        elif isinstance(step, Enqueue):
+            if step.prompt is not None:
+                _say(response, flow, step.prompt)
+            # the hold loop (waitUrl) and the way out (action) carry the position like menus
+            response.enqueue(
+                step.queue_name,
+                action=action_url("queue/left", version_id, step.position, seq),
+                method="POST",
+                wait_url=action_url("queue/wait", version_id, step.position, seq),
+                wait_url_method="POST",
+            )
         elif isinstance(step, Hangup):
             response.hangup()
         elif isinstance(step, RequestCallback):
             continue  # the webhook carries it out and says the outcome in its place
+    return response
+
+
+def hold_loop(flow: Flow, key_url: str | None, announcement: tuple[Say, ...],
+              offer: Say | None, hold_music: str | None, pause_seconds: int) -> VoiceResponse:
+    """One pass of a waiting caller's hold loop: the announcement, then the offer and the music
+    (or silence) while listening for one key at `key_url` (None: no keys to press)."""
+    response = VoiceResponse()
+    for said in announcement:
+        _say(response, flow, said)
+    target: VoiceResponse | Any = response
+    if key_url is not None:
+        language = offer.language if offer is not None else flow.default_language
+        target = response.gather(input="dtmf", num_digits=1, action=key_url, method="POST",
+                                 timeout=1, language=_locale(flow, language))
+        if offer is not None:
+            _say(target, flow, offer)
+    if hold_music:
+        target.play(hold_music)
+    else:
+        target.pause(length=pause_seconds)
+    return response
+
+
+def conference_join(name: str, action: str | None = None,
+                    before: VoiceResponse | None = None) -> VoiceResponse:
+    """Join the conference of a live call (the caller, with the Dial's action for afterwards;
+    the agent, after `before`: the whisper); it ends when either side leaves."""
+    response = before if before is not None else VoiceResponse()
+    dial = response.dial(action=action, method="POST" if action else None)
+    dial.conference(name, beep=False, start_conference_on_enter=True,
+                    end_conference_on_exit=True)
+    return response
+
+
+def leave_line() -> VoiceResponse:
+    """Take the caller out of the queue (Enqueue's action says where they go next)."""
+    response = VoiceResponse()
+    response.leave()
+    return response
+
+
+def pause(seconds: int) -> VoiceResponse:
+    """Silence for a moment (a hold loop that asks again right after)."""
+    response = VoiceResponse()
+    response.pause(length=seconds)
     return response
 
 
@@ -154,7 +222,7 @@ def twiml_response(twiml: VoiceResponse | str, status: int = 200) -> Response:
     return Response(str(twiml), status=status, content_type=TWIML_TYPE)
 
 
-def _say(target: VoiceResponse, flow: Flow, step: Say) -> None:
+def _say(target: Any, flow: Flow, step: Say) -> None:
     target.say(step.text, **_voice(flow, step.language))
 
 
