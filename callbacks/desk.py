@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from callbacks import runtime
 from callbacks.db import utcnow
-from callbacks.queues import enqueue_status_sms
 from callbacks.tickets.ticket import (
     Ticket,
     TicketEvent,
@@ -22,6 +21,7 @@ from callbacks.tickets.ticket import (
     history,
     open_ticket_for_callback,
 )
+from callbacks.tickets.workflow import TicketError, change_status
 from callbacks.voicemail import VoicemailAudio
 from callbacks.workqueue.agents import AVAILABILITY, Agent, set_availability
 from callbacks.workqueue.attempts import CallbackAttempt, attempts_for
@@ -200,15 +200,11 @@ def resolve_ticket(session: Session, ticket_id: int, note: str, by: Agent) -> Ti
     ticket = session.get(Ticket, ticket_id, with_for_update=True)
     if ticket is None:
         raise DeskError("no such ticket")
-    if ticket.status == "resolved":
-        raise DeskError(f"ticket {ticket.number} is resolved already")
-    for request in session.scalars(select(CallbackRequest).where(
-            CallbackRequest.ticket_id == ticket.id, CallbackRequest.status == "pending")):
-        request.status, request.closed_at = "done", utcnow()
-    ticket.status = "resolved"
-    add_event(session, ticket, "resolved", note, by=by.username)
-    session.commit()
-    enqueue_status_sms(runtime.redis(), "resolved", ticket_id=ticket.id)
+    try:
+        change_status(session, ticket, "resolved", by=by.username, note=note)
+    except TicketError as refused:
+        raise DeskError(str(refused)) from None
+    session.commit()  # the caller's text is queued once this commits
     return ticket
 
 

@@ -32,6 +32,7 @@ from callbacks.tickets.ticket import (
     open_ticket_for_voicemail,
     spoken_number,
 )
+from callbacks.tickets.workflow import start_sla
 from callbacks.voicemail import RecordingReport, store_recording
 from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
@@ -171,6 +172,7 @@ def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tu
     if queued is None:  # the engine only queues with a number to call: a broken promise
         raise RuntimeError(f"callback at node {step.node} has no number to call")
     ticket, new_ticket = open_ticket_for_callback(session, queued, call_sid)
+    start_sla(ticket, current_app.extensions["ivr.priorities"], hours, moment)
     place = queue_place(session, queued)
     windowed = queued.available_at > moment
     expect = (queued.available_at if windowed else queued.due_at).astimezone(
@@ -411,6 +413,8 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
         ),
     )
     ticket = open_ticket_for_voicemail(session, voicemail, form.get("From", ""))
+    hours = next(iter(_compiled(version_id).calendars.values()), None) if version_id else None
+    start_sla(ticket, current_app.extensions["ivr.priorities"], hours, now())
     session.commit()
     queue_voicemail_work(voicemail.id, ticket.id)
     return ticket.number
