@@ -20,7 +20,9 @@ from flask_wtf.csrf import CSRFError
 
 from callbacks.db import utcnow
 from callbacks.flowstore import compiled_version, published_version_for_number
+from callbacks.tickets.actions import language_name
 from callbacks.tickets.ticket import ticket_id_from_number
+from callbacks.tickets.workflow import label
 from callbacks.workqueue.agents import AVAILABILITY, Agent, list_agents
 from ivr.auth import signed_in_agent
 from ivr.db import get_session
@@ -58,6 +60,18 @@ def duration(minutes: int) -> str:
     """A wait in minutes as '12 min' or '3 h 05 min'."""
     hours, rest = divmod(max(0, minutes), 60)
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+
+
+@bp.app_template_filter("status_label")
+def status_label(status: str) -> str:
+    """A ticket status as people read it ('waiting for the caller')."""
+    return label(status)
+
+
+@bp.app_template_filter("language_name")
+def language_label(code: str) -> str:
+    """'German' for 'de'."""
+    return language_name(code)
 
 
 @bp.context_processor
