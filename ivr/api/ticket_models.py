@@ -3,8 +3,8 @@ and what an action answers (the ticket, its event and the caller's text, if one 
 
 from __future__ import annotations
 
-from datetime import date, datetime
 import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
