@@ -8,7 +8,10 @@ and can be inspected or steered under `/_standin/` (no auth: bind it to loopback
     GET  /_standin/messages | /_standin/calls | /_standin/deleted | /_standin/requests
     PUT  /_standin/recordings/RE...[.wav|.mp3]    body = the audio Twilio would serve
     POST /_standin/faults   {"path": regex, "status": 500, "times": 2, "delay_seconds": 0}
+    POST /_standin/opt-outs {"number": "+49...", "opted_out": true}   as if they texted STOP
     POST /_standin/reset
+
+Like Twilio, it refuses a message to a number that opted out (HTTP 400, error 21610).
 
 `StandinServer` runs it on a free loopback port in a background thread (tests, benchmarks);
 `standin_command` is `ivr standin`.
@@ -120,6 +123,20 @@ class StandinState:
         self._requests: list[StandinRequest] = []
         self._recordings: dict[str, dict[str, bytes]] = {}
         self._faults: list[Fault] = []
+        self._opted_out: set[str] = set()
+
+    def set_opted_out(self, number: str, opted_out: bool = True) -> None:
+        """Twilio's opt-out list: a number that texted STOP (or START again)."""
+        with self._lock:
+            if opted_out:
+                self._opted_out.add(number)
+            else:
+                self._opted_out.discard(number)
+
+    def is_opted_out(self, number: str) -> bool:
+        """Whether Twilio would refuse to text `number` (error 21610)."""
+        with self._lock:
+            return number in self._opted_out
 
     def messages(self) -> list[StandinMessage]:
         """The SMS accepted so far, oldest first."""
@@ -211,12 +228,13 @@ class StandinState:
             return next((c for c in self._calls if c.sid == sid), None)
 
     def reset(self) -> None:
-        """Forget messages, calls, recordings, deletions, requests and faults."""
+        """Forget messages, calls, recordings, deletions, requests, faults and opt-outs."""
         with self._lock:
             for items in (self._messages, self._calls, self._deleted, self._requests,
                           self._faults):
                 items.clear()
             self._recordings.clear()
+            self._opted_out.clear()
 
 
 # --- the app -----------------------------------------------------------------------
@@ -247,6 +265,7 @@ def create_standin(account_sid: str, auth_token: str) -> Flask:
     app.add_url_rule("/_standin/recordings/<name>", view_func=_upload_recording,
                      methods=["PUT"])
     app.add_url_rule("/_standin/faults", view_func=_add_fault, methods=["POST"])
+    app.add_url_rule("/_standin/opt-outs", view_func=_set_opt_out, methods=["POST"])
     app.add_url_rule("/_standin/reset", view_func=_reset, methods=["POST"])
     return app
 
@@ -298,6 +317,8 @@ def _create_message(account: str) -> Response:
         return _error(400, 21603, "A 'From' phone number is required.")
     if not body and not form.get("MediaUrl") and not form.get("ContentSid"):
         return _error(400, 21602, "Message body is required.")
+    if _state().is_opted_out(to):
+        return _error(400, 21610, "Attempt to send to unsubscribed recipient")
     sid, now = _sid("SM"), _now()
     uri = f"{_API_PREFIX}{account}/Messages/{sid}"
     resource = {
@@ -424,6 +445,16 @@ def _add_fault() -> Response:
                   "delay_seconds": fault.delay_seconds, "method": fault.method}, 201)
 
 
+def _set_opt_out() -> Response:
+    spec = request.get_json(silent=True)
+    if not isinstance(spec, dict) or not isinstance(spec.get("number"), str):
+        return _json({"message": 'send JSON like {"number": "+4915...", "opted_out": true}'},
+                     400)
+    opted_out = bool(spec.get("opted_out", True))
+    _state().set_opted_out(spec["number"], opted_out)
+    return _json({"number": spec["number"], "opted_out": opted_out}, 201)
+
+
 def _reset() -> Response:
     _state().reset()
     return Response(status=204)
@@ -526,8 +557,12 @@ class StandinServer:
         """Fail (or delay, with status None) the next `times` requests whose path matches."""
         self.state.add_fault(Fault(path, status, times, delay_seconds, method))
 
+    def opt_out(self, number: str, opted_out: bool = True) -> None:
+        """Put `number` on Twilio's opt-out list (or take it off): texts to it get 21610."""
+        self.state.set_opted_out(number, opted_out)
+
     def reset(self) -> None:
-        """Forget everything received and every pending fault."""
+        """Forget everything received, every pending fault and opt-out."""
         self.state.reset()
 
     def stop(self) -> None:
