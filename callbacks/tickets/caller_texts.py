@@ -166,8 +166,7 @@ def send_caller_text(event_id: int) -> str | None:
             invitation_id = invitation.id if invitation is not None else None
         text = compose(ticket, what, words, attempts=_attempts(session, ticket.id),
                        survey=invitation_id is not None)
-        sender = settings.sms_from or session.scalar(
-            select(Call.called).where(Call.call_sid == ticket.call_sid)) or None
+        sender = settings.sms_from or _line_called(session, ticket)
         caller, ticket_id = ticket.caller, ticket.id
         session.commit()
     try:
@@ -192,6 +191,14 @@ def outcome_of(session: Session, event_id: int) -> TicketEvent | None:
     return session.scalar(select(TicketEvent).where(
         TicketEvent.about_event_id == event_id, TicketEvent.kind.in_(OUTCOMES))
         .order_by(TicketEvent.id).limit(1))
+
+
+def _line_called(session: Session, ticket: Ticket) -> str | None:
+    """The number the caller dialled (texts come from it when IVR_SMS_FROM is not set): their
+    ticket's call, else their latest logged call."""
+    return session.scalar(select(Call.called).where(Call.call_sid == ticket.call_sid)) or \
+        session.scalar(select(Call.called).where(Call.caller == ticket.caller, Call.called != "")
+                       .order_by(Call.id.desc()).limit(1)) or None
 
 
 def _attempts(session: Session, ticket_id: int) -> int:

@@ -168,7 +168,8 @@ def search_clause(session: Session, text: str, directory: Directory) -> ColumnEl
     ticket_id = ticket_id_from_number(text)
     if ticket_id is not None:
         found.append(Ticket.id == ticket_id)
-    digits = re.sub(r"\D", "", text)
+    # national numbers start with 0 where E.164 has the country code: match without it
+    digits = re.sub(r"\D", "", text).lstrip("0")
     if _PHONE.match(text) and len(digits) >= 4:
         found.append(Ticket.caller.like(f"%{digits}%"))
     folded = text.casefold()

@@ -46,16 +46,19 @@ DONE = Reply("The ticket, the event recorded and the caller's text, if one goes 
 
 @api_route("GET", "/tickets", summary="The ticket inbox: filtered, searched, sorted, in pages",
            tag="tickets", query=TicketListQuery,
-           responses={200: Reply("One page of matching tickets", TicketList)})
+           responses={200: Reply("One page of matching tickets", TicketList),
+                      400: Reply("The date range ends before it starts", Problem)})
 def list_tickets(query: TicketListQuery) -> Response:
     """Tickets to work on (the open ones by default), most urgent first, in pages."""
-    wanted = InboxFilter(
-        status=query.status, category=query.category, priority=query.priority,
-        language=query.language, assigned=query.assigned, transcription=query.transcription,
-        created_from=query.created_from, created_to=query.created_to, overdue=query.overdue,
-        search=query.q, sort=query.sort, page=query.page, per_page=query.per_page)
-    if wanted.created_from and wanted.created_to and wanted.created_from > wanted.created_to:
-        raise ApiProblem(400, "refused", "the date range ends before it starts")
+    try:
+        wanted = InboxFilter(
+            status=query.status, category=query.category, priority=query.priority,
+            language=query.language, assigned=query.assigned,
+            transcription=query.transcription, created_from=query.created_from,
+            created_to=query.created_to, overdue=query.overdue, search=query.q,
+            sort=query.sort, page=query.page, per_page=query.per_page)
+    except TicketError as refused:  # a date range that ends before it starts
+        raise ApiProblem(400, "refused", str(refused)) from None
     found = inbox(get_session(), wanted, me=signed_in_agent().id,
                   directory=current_app.extensions["ivr.directory"], zone=display_zone(),
                   now=utcnow())
