@@ -210,7 +210,7 @@ def test_a_message_to_an_open_ticket_joins_it_without_reopening_anything(
         stored = session.get(Ticket, ticket.id)
         kinds = [(event.kind, event.detail) for event in history(session, ticket.id)]
     assert stored is not None and stored.status == "in_progress"
-    [(kind, detail)] = [item for item in kinds if item[0] == "caller_message"]
+    [detail] = [detail for kind, detail in kinds if kind == "caller_message"]
     assert detail.startswith("(no transcript: ")  # kept even without words
     assert not [item for item in kinds if item[0] == "status"]
     assert standin.messages() == []
@@ -224,7 +224,8 @@ def test_an_unknown_number_gets_a_second_try_then_the_flow_goes_on(line: Flask) 
                            "접수 번호를 입력하신 후 우물 정자를 눌러 주세요."]
     assert "a=1" in phone.gather_action()
     on = phone.press("12")  # not even a ticket number
-    assert said(on)[:2] == ["해당 접수 번호를 찾을 수 없습니다.", "신호음이 울린 후 메시지를 남겨 주세요."]
+    assert said(on)[:2] == ["해당 접수 번호를 찾을 수 없습니다.",
+                            "신호음이 울린 후 메시지를 남겨 주세요."]
     assert on.find("Record") is not None  # on_failure: the ordinary voicemail
 
 
