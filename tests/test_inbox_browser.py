@@ -29,7 +29,7 @@ from tests.conftest import (
 )
 from tests.speech_fixtures import shortest_clip
 from tests.test_console_browser import CHROMIUM, SECONDS, always_open, sign_in
-from tests.test_console_browser import playwright_api as playwright_api  # noqa: F401
+from tests.test_console_browser import playwright_api as playwright_api
 from tests.test_worker_process import worker_process
 from tests.voicemail_helpers import ACCOUNT_SID
 
@@ -83,7 +83,7 @@ def desk(database_url: str, redis_url: str, line_env: dict[str, str],
 
 
 def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(
-        playwright_api: Any, desk: tuple[Flask, str], standin: StandinServer) -> None:  # noqa: F811
+        playwright_api: Any, desk: tuple[Flask, str], standin: StandinServer) -> None:
     from playwright.sync_api import expect
 
     _app, base = desk
@@ -100,11 +100,12 @@ def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(
         expect(rows.first.locator(".overdue-mark")).to_have_text("overdue")
         expect(rows.nth(1).locator(".overdue-mark")).to_have_count(0)
 
-        page.get_by_role("searchbox", name="Search").fill("Druckers")  # German genitive, found by its stem
+        search = page.get_by_role("searchbox", name="Search")
+        search.fill("Druckers")  # German genitive, found by its stem
         page.get_by_role("button", name="Show").click()
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_attribute("data-ticket", "10001")
-        page.get_by_role("searchbox", name="Search").fill("интернета")  # Russian genitive
+        search.fill("интернета")  # Russian genitive
         page.get_by_role("button", name="Show").click()
         expect(rows).to_have_count(1)
         expect(rows.first).to_contain_text("Ольга Иванова")
@@ -132,7 +133,7 @@ def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(
 
 
 def test_a_tickets_workflow_actions_in_the_browser(
-        playwright_api: Any, desk: tuple[Flask, str], line_env: dict[str, str],  # noqa: F811
+        playwright_api: Any, desk: tuple[Flask, str], line_env: dict[str, str],
         standin: StandinServer, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
