@@ -7,7 +7,7 @@ The console pages and the JSON API both call these functions; they hold no HTTP.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, aliased
 from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.display_time import local_text, readers_zone
-from callbacks.queues import enqueue_status_sms
 from callbacks.sms import can_receive_sms
+from callbacks.tickets.caller_texts import CallerText, compose, why_no_text
 from callbacks.tickets.ticket import (
     Ticket,
     TicketEvent,
@@ -25,7 +25,15 @@ from callbacks.tickets.ticket import (
     history,
     open_ticket_for_callback,
 )
-from callbacks.voicemail import VoicemailAudio
+from callbacks.tickets.workflow import (
+    CALLER_STATUSES,
+    REOPENED,
+    TicketError,
+    change_status,
+    is_overdue,
+    next_statuses,
+)
+from callbacks.voicemail import Voicemail, VoicemailAudio
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, set_availability
 from callbacks.workqueue.attempts import CallbackAttempt, attempts_for
 from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
@@ -33,6 +41,8 @@ from callbacks.workqueue.dialer import enqueue_dial
 
 SNIPPET = 140
 """Characters of a transcript shown in the call list."""
+NOTE_PLACEHOLDER = "[your note]"
+REPLY_PLACEHOLDER = "[your reply]"
 
 
 class DeskError(ValueError):
@@ -88,12 +98,23 @@ class CallbackStory:
 
 @dataclass(frozen=True)
 class TicketStory:
-    """A ticket with its transcript, whether audio is kept, its history and its callbacks."""
+    """A ticket with its transcript, whether audio is kept, its history and its callbacks, who
+    has it, where it may go next and what each move would text the caller."""
 
     ticket: Ticket
     has_audio: bool
     events: list[TicketEvent]
     callbacks: list[CallListEntry]
+    assigned_agent: str | None = None
+    overdue: bool = False
+    next_statuses: tuple[str, ...] = ()
+    no_text_reason: str | None = None
+    """Why the caller cannot be texted (no mobile number, opted out); None: they can."""
+    status_texts: dict[str, CallerText] = field(default_factory=dict)
+    """What each next status would text the caller, the note shown as a placeholder."""
+    reply_text: CallerText | None = None
+    message_audio: frozenset[int] = frozenset()
+    """Voicemails the caller added by phone whose recording is kept."""
 
 
 def call_list(session: Session, now: datetime | None = None, *, include_closed: bool = False,
@@ -161,8 +182,32 @@ def ticket_story(session: Session, ticket_id: int,
     requests = session.scalars(select(CallbackRequest).where(
         CallbackRequest.ticket_id == ticket.id).order_by(CallbackRequest.id))
     moment = now or utcnow()
-    return TicketStory(ticket, bool(has_audio), history(session, ticket.id),
-                       [_entry(request, ticket, names, moment) for request in requests])
+    events = history(session, ticket.id)
+    added = [event.voicemail_id for event in events if event.voicemail_id is not None]
+    kept = frozenset(session.scalars(select(VoicemailAudio.voicemail_id).where(
+        VoicemailAudio.voicemail_id.in_(added)))) if added else frozenset()
+    reason = why_no_text(session, ticket)
+    choices = next_statuses(ticket)
+    texts = {} if reason else {
+        status: compose(ticket, status, NOTE_PLACEHOLDER) for status in choices
+        if status in CALLER_STATUSES or status == REOPENED}
+    return TicketStory(
+        ticket, bool(has_audio), events,
+        [_entry(request, ticket, names, moment) for request in requests],
+        assigned_agent=names.get(ticket.assigned_agent_id) if ticket.assigned_agent_id
+        else None, overdue=is_overdue(ticket, moment), next_statuses=choices,
+        no_text_reason=reason, status_texts=texts,
+        reply_text=None if reason else compose(ticket, "reply", REPLY_PLACEHOLDER),
+        message_audio=kept)
+
+
+def message_audio(session: Session, ticket_id: int, voicemail_id: int) -> bytes | None:
+    """The recording of a message a repeat caller added to this ticket (signed-in agents)."""
+    voicemail = session.get(Voicemail, voicemail_id)
+    if voicemail is None or voicemail.ticket_id != ticket_id:
+        return None
+    audio = session.get(VoicemailAudio, voicemail_id)
+    return audio.data if audio is not None else None
 
 
 def ticket_audio(session: Session, ticket_id: int) -> bytes | None:
@@ -249,15 +294,11 @@ def resolve_ticket(session: Session, ticket_id: int, note: str, by: Agent) -> Ti
     ticket = session.get(Ticket, ticket_id, with_for_update=True)
     if ticket is None:
         raise DeskError("no such ticket")
-    if ticket.status == "resolved":
-        raise DeskError(f"ticket {ticket.number} is resolved already")
-    for request in session.scalars(select(CallbackRequest).where(
-            CallbackRequest.ticket_id == ticket.id, CallbackRequest.status == "pending")):
-        request.status, request.closed_at = "done", utcnow()
-    ticket.status = "resolved"
-    add_event(session, ticket, "resolved", note, by=by.username)
-    session.commit()
-    enqueue_status_sms(runtime.redis(), "resolved", ticket_id=ticket.id)
+    try:
+        change_status(session, ticket, "resolved", by=by.username, note=note)
+    except TicketError as refused:
+        raise DeskError(str(refused)) from None
+    session.commit()  # the caller's text is queued once this commits
     return ticket
 
 

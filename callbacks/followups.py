@@ -1,5 +1,5 @@
-"""Follow-up texts to callers: their callback could not reach them, their ticket is resolved,
-and how satisfied they are."""
+"""Follow-up texts to callers: their callback could not reach them, and how satisfied they are
+(texts about a ticket's changes are callbacks/tickets/caller_texts.py)."""
 
 from __future__ import annotations
 
@@ -12,76 +12,58 @@ from callbacks import runtime
 from callbacks.db import record_after_the_fact
 from callbacks.jobs import RetryLater
 from callbacks.sms import can_receive_sms, sms_text
-from callbacks.survey import invitation_sent, open_invitation, resolving_agent_id
-from callbacks.telephony import TelephonyError, send_sms
+from callbacks.survey import invitation_sent, open_invitation
+from callbacks.telephony import TelephonyError
+from callbacks.tickets.caller_texts import send_caller_text
+from callbacks.tickets.optout import OptedOut, send_text
 from callbacks.tickets.ticket import Ticket, TicketEvent, add_event
 from callbacks.workqueue.callback_requests import CallbackRequest
 
 log = logging.getLogger(__name__)
 
 KINDS = ("unreachable", "resolved")
-MAX_NOTE = 300
-"""Characters of an agent's note that go into a resolution text (SMS segments cost money)."""
 
 
-def status_text(kind: str, language: str, *, ticket: Ticket | None, attempts: int = 0,
-                note: str = "", survey: bool = False) -> str:
-    """The follow-up message of `kind` in the caller's language (a resolution may ask the survey
-    question at its end)."""
-    if kind == "unreachable":
-        about = sms_text("ticket_about", language, number=ticket.number) if ticket else ""
-        return sms_text("callback_unreachable", language, attempts=str(attempts), about=about)
-    if kind == "resolved":
-        assert ticket is not None
-        text = sms_text("ticket_resolved", language, number=ticket.number,
-                        note=note.strip()[:MAX_NOTE]).strip()
-        return f"{text} {sms_text('survey_question', language)}" if survey else text
-    raise ValueError(f"unknown follow-up {kind!r}")
+def status_text(kind: str, language: str, *, request: CallbackRequest) -> str:
+    """The follow-up about a callback without a ticket, in the caller's language."""
+    if kind != "unreachable":
+        raise ValueError(f"unknown follow-up {kind!r} for a callback without a ticket")
+    return sms_text("callback_unreachable", language, attempts=str(request.attempts), about="")
 
 
 def send_status_sms(kind: str, request_id: int | None, ticket_id: int | None) -> str | None:
-    """Job: text the caller a follow-up; recorded on the ticket (sent, skipped or failed)."""
+    """Job: text the caller a follow-up (unreachable, resolved).
+
+    About a ticket, the text is the one of the ticket's latest such event (sent once per event
+    by callbacks/tickets/caller_texts.py); here only a callback without a ticket is texted
+    directly, and its outcome is only logged (it has no history).
+    """
     settings = runtime.settings()
-    invitation_id = None
     with runtime.sessions()() as session:
-        request = session.get(CallbackRequest, request_id) if request_id else (
-            session.scalar(select(CallbackRequest).where(CallbackRequest.ticket_id == ticket_id)
-                           .order_by(CallbackRequest.id.desc()).limit(1)) if ticket_id else None)
+        request = session.get(CallbackRequest, request_id) if request_id else None
         if ticket_id is None and request is not None:
             ticket_id = request.ticket_id
-        ticket = session.get(Ticket, ticket_id) if ticket_id else None
-        caller = ticket.caller if ticket else (request.caller if request else "")
-        language = (ticket.language if ticket else "") or (request.language if request else "")
-        note = ""
-        if kind == "resolved" and ticket is not None:
-            note = resolution_note(session, ticket.id)
-        if not can_receive_sms(caller):
-            if ticket is not None:
-                add_event(session, ticket, "sms_skipped",
-                          f"{kind}: the caller's number cannot receive texts")
-                session.commit()
+        if ticket_id is not None:
+            event_id = _latest_texted_event(session, ticket_id, kind)
+            if event_id is None:
+                return None
+            session.rollback()
+            return send_caller_text(event_id)
+        if request is None:
             return None
-        if kind == "resolved" and ticket is not None and settings.survey.enabled:
-            # The resolution text carries the survey question: one text, not two.
-            invitation = open_invitation(session, ticket=ticket, request=None,
-                                         agent_id=resolving_agent_id(session, ticket.id))
-            invitation_id = invitation.id if invitation is not None else None
-            session.commit()
-        body = status_text(kind, language or "en", ticket=ticket,
-                           attempts=request.attempts if request else 0, note=note,
-                           survey=invitation_id is not None)
+        caller = request.dial_number or request.caller
+        body = status_text(kind, request.language or "en", request=request)
+    if not can_receive_sms(caller):
+        return None
     try:
-        sid = send_sms(settings, caller, body)
+        return send_text(settings, caller, body)
+    except OptedOut:
+        return None
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
-        log.warning("follow-up text (%s) of ticket %s not sent: %s", kind, ticket_id, error)
-        _record(ticket_id, "sms_failed", f"{kind}: {error.public}")
-        _invitation_sent(invitation_id, None, ok=False)
+        log.warning("callback %s: the %s text failed: %s", request_id, kind, error)
         return None
-    _invitation_sent(invitation_id, sid)
-    _record(ticket_id, "sms_sent", f"{kind} ({language or 'en'}): {sid}")
-    return sid
 
 
 def send_survey_sms(request_id: int | None, ticket_id: int | None,
@@ -105,7 +87,11 @@ def send_survey_sms(request_id: int | None, ticket_id: int | None,
         body = (f"{sms_text('survey_after_call', language, about=about)} "
                 f"{sms_text('survey_question', language)}")
     try:
-        sid = send_sms(settings, caller, body)
+        sid = send_text(settings, caller, body)
+    except OptedOut as refused:
+        _invitation_sent(invitation_id, None, ok=False)
+        _record(ticket_id, "sms_skipped", f"survey: {refused}")
+        return None
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
@@ -118,13 +104,16 @@ def send_survey_sms(request_id: int | None, ticket_id: int | None,
     return sid
 
 
-def resolution_note(session: Session, ticket_id: int) -> str:
-    """The note of the ticket's latest resolution, or ''."""
-    return session.scalar(
-        select(TicketEvent.detail)
-        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "resolved")
-        .order_by(TicketEvent.id.desc()).limit(1)
-    ) or ""
+def _latest_texted_event(session: Session, ticket_id: int, kind: str) -> int | None:
+    """The ticket's latest event of a follow-up kind that its caller is to be texted about."""
+    query = select(TicketEvent.id).where(TicketEvent.ticket_id == ticket_id,
+                                         TicketEvent.notify.is_(True))
+    if kind == "resolved":
+        query = query.where(TicketEvent.kind == "status",
+                            TicketEvent.detail.like("% -> resolved%"))
+    else:
+        query = query.where(TicketEvent.kind == kind)
+    return session.scalar(query.order_by(TicketEvent.id.desc()).limit(1))
 
 
 def _invitation_sent(invitation_id: int | None, sid: str | None, ok: bool = True) -> None:

@@ -26,11 +26,13 @@ from callbacks.telephony import (
     delete_recording,
     download_recording,
 )
-from callbacks.telephony import send_sms as send_text_message
+from callbacks.tickets.optout import OptedOut, send_text
 from callbacks.tickets.ticket import Ticket, TranscriptionResult, add_event, apply_transcription
+from callbacks.tickets.workflow import add_caller_message, sla_due_at
 from callbacks.voicemail import Voicemail, store_audio, stored_audio
 from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.dialer import enqueue_dial
+from routing.hours import BusinessHours
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +82,21 @@ def process_voicemail(voicemail_id: int) -> dict[str, object]:
 
     with sessions() as session:
         voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
-        ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
+        ticket = _ticket_of(session, voicemail)
         assert voicemail is not None and ticket is not None
         if voicemail.state in ("done", "failed"):
             # Another run finished first (Redis lost this job's record, so the reconciler
             # queued it again while it ran): its result stands, nothing is done twice.
             return {"voicemail": voicemail_id, "skipped": True}
-        apply_transcription(session, ticket, result)
+        if voicemail.ticket_id is not None:  # a repeat caller's message to their ticket
+            add_caller_message(session, ticket, voicemail.id, result.transcript,
+                               result.audio_notes or result.detail)
+        else:
+            priority = ticket.priority
+            apply_transcription(session, ticket, result)
+            if ticket.priority != priority or ticket.due_at is None:
+                ticket.due_at = sla_due_at(ticket, runtime.priority_policy(),
+                                           _flow_hours(session, voicemail), utcnow())
         voicemail.state = "done"
         voicemail.last_error = None
         ticket_id = ticket.id
@@ -173,7 +183,12 @@ def send_ticket_sms(ticket_id: int, line: str = "") -> str | None:
         caller, language = ticket.caller, ticket.language
         session.commit()
     try:
-        sid = send_text_message(settings, caller, body, from_=sender or None)
+        sid = send_text(settings, caller, body, from_=sender or None)
+    except OptedOut as refused:
+        reason = str(refused)
+        record_after_the_fact(runtime.sessions(), lambda session: add_event(
+            session, _ticket(session, ticket_id), "sms_skipped", reason))
+        return None
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
@@ -192,6 +207,23 @@ def send_ticket_sms(ticket_id: int, line: str = "") -> str | None:
     return sid
 
 
+def _ticket_of(session: Session, voicemail: Voicemail | None) -> Ticket | None:
+    """The voicemail's own ticket, or the ticket a repeat caller added it to."""
+    if voicemail is None:
+        return None
+    if voicemail.ticket_id is not None:
+        return session.get(Ticket, voicemail.ticket_id, with_for_update=True)
+    return session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
+
+
+def _flow_hours(session: Session, voicemail: Voicemail) -> BusinessHours | None:
+    """The business hours of the flow the voicemail was left in (its first calendar)."""
+    if voicemail.flow_version_id is None:
+        return None
+    compiled = compiled_version(session, voicemail.flow_version_id)
+    return next(iter(compiled.calendars.values()), None)
+
+
 def _ticket(session: Session, ticket_id: int) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     assert ticket is not None
@@ -201,10 +233,7 @@ def _ticket(session: Session, ticket_id: int) -> Ticket:
 def _queue_callback(session: Session, voicemail: Voicemail, ticket: Ticket,
                     keyword_priority: str | None) -> None:
     """The flow asked for a callback after this voicemail: queue it, tied to the ticket."""
-    hours = None
-    if voicemail.flow_version_id is not None:
-        compiled = compiled_version(session, voicemail.flow_version_id)
-        hours = next(iter(compiled.calendars.values()), None)
+    hours = _flow_hours(session, voicemail)
     wish = CallbackWish(caller=ticket.caller, call_sid=voicemail.call_sid,
                         language=voicemail.language, category=ticket.category,
                         menu_priority=voicemail.priority_hint, ticket_id=ticket.id,
@@ -243,12 +272,15 @@ def _give_up(voicemail_id: int, error: str, public: str | None = None) -> None:
     error) is what the ticket tells agents."""
     with runtime.sessions()() as session:
         voicemail = session.get(Voicemail, voicemail_id, with_for_update=True)
-        ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail_id))
+        ticket = _ticket_of(session, voicemail)
         if voicemail is None or voicemail.state in ("done", "failed"):
             return  # another run of the job finished it already
         voicemail.state = "failed"
         voicemail.last_error = error
-        if ticket is not None:
+        if ticket is not None and voicemail.ticket_id is not None:
+            # the caller's added message stays on the ticket, audio and all, without words
+            add_caller_message(session, ticket, voicemail.id, "", f"not transcribed: {error}")
+        elif ticket is not None:
             ticket.transcription = "failed"
             ticket.audio_notes = public or error
             add_event(session, ticket, "transcription_failed", public or error)

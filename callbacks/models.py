@@ -6,6 +6,7 @@ from __future__ import annotations
 import callbacks.calllog
 import callbacks.flowstore
 import callbacks.survey
+import callbacks.tickets.optout
 import callbacks.tickets.ticket
 import callbacks.voicemail
 import callbacks.workqueue.accounts

@@ -17,18 +17,17 @@ from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from callbacks.db import utcnow
 from callbacks.queues import (
-    enqueue_status_sms,
     enqueue_ticket_sms,
     enqueue_voicemail,
     sms_job_id,
-    status_sms_job_id,
     voicemail_job_id,
 )
-from callbacks.tickets.ticket import Ticket, TicketEvent, history
+from callbacks.tickets.caller_texts import OUTCOMES, caller_text_job_id, queue_caller_texts
+from callbacks.tickets.ticket import Ticket, TicketEvent
 from callbacks.voicemail import Voicemail
 from callbacks.workqueue.agents import Agent, release_agent
 from callbacks.workqueue.attempts import LIVE_STAGES, CallbackAttempt
@@ -47,7 +46,7 @@ log = logging.getLogger(__name__)
 LONGEST_CALL = timedelta(hours=4)
 """An attempt with no word from Twilio for this long is over (its status callbacks were lost)."""
 FOLLOW_UP_WINDOW = timedelta(days=1)
-FOLLOW_UP_STATUSES = ("unreachable", "resolved")
+"""Texts to callers older than this are not sent late any more."""
 
 RECONCILE_SECONDS = 60
 """How often each worker reconciles; also the grace period before work counts as lost."""
@@ -75,7 +74,8 @@ class ReconcileReport:
     voicemails_requeued: list[int] = field(default_factory=list)
     sms_requeued: list[int] = field(default_factory=list)
     callbacks_put_back: list[int] = field(default_factory=list)
-    status_sms_requeued: list[int] = field(default_factory=list)
+    caller_texts_requeued: list[int] = field(default_factory=list)
+    """Ticket events whose text to the caller was queued again."""
     wrap_ups_ended: list[int] = field(default_factory=list)
     agents_freed: list[int] = field(default_factory=list)
     live_calls_put_back: list[int] = field(default_factory=list)
@@ -109,9 +109,10 @@ def reconcile(session: Session, connection: Redis,
               heartbeat_seconds: int = HEARTBEAT_SECONDS,
               wrap_up_seconds: int = WRAP_UP_SECONDS, *, ring_seconds: int = RING_SECONDS,
               lost_after: timedelta = LOST_AFTER, sweep: bool = False) -> ReconcileReport:
-    """Queue again every voicemail and ticket SMS whose job is gone, put back stuck callbacks
-    and live callers, end wrap-ups whose scheduled end was lost and free stranded agents;
-    with `sweep`, then route every free agent (the worker sweeps on its own)."""
+    """Queue again every voicemail, ticket SMS and text about a ticket event whose job is gone,
+    put back stuck callbacks and live callers, end wrap-ups whose scheduled end was lost and
+    free stranded agents; with `sweep`, then route every free agent (the worker sweeps on its
+    own)."""
     report = ReconcileReport()
     settled_before = utcnow() - grace
     pending = session.scalars(
@@ -129,7 +130,7 @@ def reconcile(session: Session, connection: Redis,
     unsent = session.scalars(
         # A ticket resolved before its number went out gets the resolution text instead.
         select(Ticket.id).where(Ticket.sms_sid.is_(None), Ticket.created_at < settled_before,
-                                Ticket.status != "resolved")
+                                Ticket.status.not_in(("resolved", "closed")))
         .where(~select(TicketEvent.id).where(
             TicketEvent.ticket_id == Ticket.id,
             TicketEvent.kind.in_(("sms_skipped", "sms_failed"))).exists())
@@ -142,7 +143,7 @@ def reconcile(session: Session, connection: Redis,
         if enqueue_ticket_sms(connection, ticket_id):
             report.sms_requeued.append(ticket_id)
     report.callbacks_put_back = release_stuck_callbacks(session, settled_before)
-    report.status_sms_requeued = requeue_status_sms(session, connection, settled_before)
+    report.caller_texts_requeued = requeue_caller_texts(session, connection, settled_before)
     report.wrap_ups_ended = end_overdue_wrap_ups(
         session, settled_before - timedelta(seconds=wrap_up_seconds))
     report.live_offers_ended, report.live_calls_put_back = release_stuck_live_calls(
@@ -156,14 +157,14 @@ def reconcile(session: Session, connection: Redis,
         except Exception:  # the next pass sweeps again
             log.exception("routing sweep after reconciling failed")
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
-            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed
+            or report.caller_texts_requeued or report.wrap_ups_ended or report.agents_freed
             or report.live_calls_put_back or report.live_offers_ended
             or report.live_calls_lost):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "follow-up SMS %s; wrap-ups ended for agents %s; agents freed %s; live "
-                    "callers back in line %s, rings ended %s, callers lost %s",
+                    "texts about ticket events %s; wrap-ups ended for agents %s; agents freed "
+                    "%s; live callers back in line %s, rings ended %s, callers lost %s",
                     report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
-                    report.status_sms_requeued, report.wrap_ups_ended, report.agents_freed,
+                    report.caller_texts_requeued, report.wrap_ups_ended, report.agents_freed,
                     report.live_calls_put_back, report.live_offers_ended,
                     report.live_calls_lost)
     return report
@@ -288,24 +289,24 @@ def free_stranded_agents(session: Session, stranded_before: datetime) -> list[in
     return list(freed)
 
 
-def requeue_status_sms(session: Session, connection: Redis,
-                       settled_before: datetime) -> list[int]:
-    """Queue again follow-up texts (unreachable, resolved) that never reached an outcome."""
+def requeue_caller_texts(session: Session, connection: Redis,
+                         settled_before: datetime) -> list[int]:
+    """Queue again the texts about ticket events (status changes, replies, callbacks that did
+    not reach the caller) that have no outcome yet and whose job is gone."""
     requeued: list[int] = []
-    recent = utcnow() - FOLLOW_UP_WINDOW
-    for ticket in session.scalars(select(Ticket).where(
-            Ticket.status.in_(FOLLOW_UP_STATUSES), Ticket.updated_at > recent,
-            Ticket.updated_at < settled_before)):
-        kinds = [event.kind for event in history(session, ticket.id)]
-        closing = max((i for i, kind in enumerate(kinds) if kind == ticket.status), default=-1)
-        if closing < 0 or any(kind.startswith("sms_") for kind in kinds[closing + 1:]):
-            continue
-        job_id = status_sms_job_id(ticket.status, None, ticket.id)
+    followed = aliased(TicketEvent)
+    outcome = select(followed.id).where(followed.about_event_id == TicketEvent.id,
+                                        followed.kind.in_(OUTCOMES))
+    waiting = session.scalars(select(TicketEvent.id).where(
+        TicketEvent.notify.is_(True), TicketEvent.at > utcnow() - FOLLOW_UP_WINDOW,
+        TicketEvent.at < settled_before, ~outcome.exists()).order_by(TicketEvent.id)).all()
+    for event_id in waiting:
+        job_id = caller_text_job_id(event_id)
         if job_is_alive(connection, job_id):
             continue
         _forget(connection, job_id)
-        if enqueue_status_sms(connection, ticket.status, ticket_id=ticket.id):
-            requeued.append(ticket.id)
+        if queue_caller_texts(connection, [event_id]):
+            requeued.append(event_id)
     return requeued
 
 

@@ -22,6 +22,7 @@ from callbacks.settings import Settings
 if TYPE_CHECKING:
     from callbacks.directory import Directory
     from callbacks.priority import PriorityPolicy
+    from callbacks.tickets.texts import SmsTexts
     from speech.keywords import KeywordRules
     from speech.models import ModelRegistry
 
@@ -129,6 +130,13 @@ def keyword_rules() -> KeywordRules:
     from speech.keywords import KeywordRules
 
     return _file_once("keywords_file", KeywordRules.load)
+
+
+def sms_texts() -> SmsTexts:
+    """The texts to callers (SMS) per name and language."""
+    from callbacks.tickets.texts import load_texts
+
+    return _file_once("texts_file", load_texts)
 
 
 def _file_once(setting: str, load: Callable[[str], T]) -> T:

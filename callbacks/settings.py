@@ -23,6 +23,8 @@ class Settings:
     keywords_file: str = "flows/keywords.yaml"
     priorities_file: str = "flows/priorities.yaml"
     directory_file: str = "flows/directory.csv"
+    texts_file: str = "flows/texts.yaml"
+    default_flow: str = "it-support"
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
     speech_threads: int = 1
@@ -36,7 +38,6 @@ class Settings:
     dial_timeout_seconds: int = 25
     survey: SurveyPolicy = field(default_factory=SurveyPolicy)
     display_timezone: str = ""
-    default_flow: str = "it-support"
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             keywords_file=config.get("KEYWORDS_FILE", "flows/keywords.yaml"),
             priorities_file=config.get("PRIORITIES_FILE", "flows/priorities.yaml"),
             directory_file=config.get("DIRECTORY_FILE", "flows/directory.csv"),
+            texts_file=config.get("TEXTS_FILE", "flows/texts.yaml"),
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
             speech_threads=int(config.get("SPEECH_THREADS", 1)),

@@ -311,7 +311,8 @@ def resolving_agent_id(session: Session, ticket_id: int) -> int | None:
     """The agent who last resolved the ticket (its history names them), or None."""
     username = session.scalar(
         select(TicketEvent.by).where(TicketEvent.ticket_id == ticket_id,
-                                     TicketEvent.kind == "resolved")
+                                     TicketEvent.kind == "status",
+                                     TicketEvent.detail.like("% -> resolved%"))
         .order_by(TicketEvent.id.desc()).limit(1))
     if not username:
         return None

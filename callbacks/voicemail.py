@@ -34,6 +34,9 @@ class Voicemail(Base):
     category_hint: Mapped[str | None] = mapped_column(String(32))
     priority_hint: Mapped[str | None] = mapped_column(String(8))
     wants_callback: Mapped[bool] = mapped_column(Boolean, default=False)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL", use_alter=True), index=True)
+    """A message added to an existing ticket by a repeat caller (None: it opens its own)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -67,6 +70,8 @@ class RecordingReport:
     category_hint: str | None = None
     priority_hint: str | None = None
     wants_callback: bool = False
+    ticket_id: int | None = None
+    """The existing ticket this message adds to (a repeat caller keyed in its number)."""
 
 
 def store_recording(session: Session, report: RecordingReport) -> tuple[Voicemail, bool]:
@@ -84,6 +89,7 @@ def store_recording(session: Session, report: RecordingReport) -> tuple[Voicemai
             category_hint=report.category_hint,
             priority_hint=report.priority_hint,
             wants_callback=report.wants_callback,
+            ticket_id=report.ticket_id,
             attempts=0,
             created_at=utcnow(),
             updated_at=utcnow(),

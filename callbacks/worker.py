@@ -31,21 +31,25 @@ from callbacks import runtime
 from callbacks.logs import log_context
 from callbacks.queues import QUEUES
 from callbacks.reconciler import RING_SECONDS, reconcile
-from callbacks.tickets.ticket import Ticket
+from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.tickets.workflow import desk_hours, fill_missing_due_times
 from callbacks.voicemail import Voicemail
 from callbacks.workqueue.callback_requests import CallbackRequest
 from callbacks.workqueue.router import route_sweep
 
 log = logging.getLogger(__name__)
 
-_CALL_OF_JOB: dict[str, tuple[tuple[Any, Any, int], ...]] = {
-    # job function: (CallSid column, key column, which argument holds the key), tried in order
+_CALL_OF_JOB: dict[str, tuple[tuple[Any, ...], ...]] = {
+    # job function: (CallSid column, key column, which argument holds the key, join conditions),
+    # tried in order
     "callbacks.jobs.process_voicemail": ((Voicemail.call_sid, Voicemail.id, 0),),
     "callbacks.jobs.send_ticket_sms": ((Ticket.call_sid, Ticket.id, 0),),
     "callbacks.followups.send_status_sms": ((Ticket.call_sid, Ticket.id, 2),
                                             (CallbackRequest.last_call_sid, CallbackRequest.id, 1)),
     "callbacks.followups.send_survey_sms": ((Ticket.call_sid, Ticket.id, 1),
                                             (CallbackRequest.last_call_sid, CallbackRequest.id, 0)),
+    "callbacks.tickets.caller_texts.send_caller_text": (
+        (Ticket.call_sid, TicketEvent.id, 0, Ticket.id == TicketEvent.ticket_id),),
 }
 """Jobs about one call, and where SQL keeps that call's CallSid for their log lines."""
 
@@ -57,9 +61,9 @@ def job_call_sid(job: Job) -> str | None:
         return None
     args = job.args
     with runtime.sessions()() as session:
-        for call_sid, key, position in lookups:
+        for call_sid, key, position, *joins in lookups:
             if len(args) > position and args[position] is not None:
-                found = session.scalar(select(call_sid).where(key == args[position]))
+                found = session.scalar(select(call_sid).where(key == args[position], *joins))
                 if found:
                     return str(found)
     return None
@@ -130,6 +134,13 @@ class HelpdeskWorker(SimpleWorker):
         except Exception:
             # The loop must go on: the next pass tries again.
             log.exception("reconciler pass failed")
+        try:
+            with runtime.sessions()() as session:
+                hours = desk_hours(session, settings.default_flow)
+                if fill_missing_due_times(session, runtime.priority_policy(), hours):
+                    session.commit()
+        except Exception:
+            log.exception("filling in tickets' deadlines failed")
         try:
             # Events route at once; this sweep catches what they missed (Redis was down, a
             # router died): no caller waits while a qualified agent is free.

@@ -64,12 +64,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _load_callback_rules(app: Flask) -> None:
-    """Priority levels and SLA targets, and the caller directory, read once at start-up."""
+    """Priority levels and SLA targets, the caller directory and the texts to callers, read
+    once at start-up (a broken file stops the start with its problems)."""
     from callbacks.directory import load_directory
     from callbacks.priority import load_policy
+    from callbacks.tickets.texts import load_texts
 
     app.extensions["ivr.priorities"] = load_policy(app.config["PRIORITIES_FILE"])
     app.extensions["ivr.directory"] = load_directory(app.config["DIRECTORY_FILE"])
+    app.extensions["ivr.texts"] = load_texts(app.config["TEXTS_FILE"])
 
 
 def _warm_flow_cache(app: Flask) -> None:

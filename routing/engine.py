@@ -23,6 +23,7 @@ from routing.flow import (
     Prompt,
     QueueNode,
     SayNode,
+    TicketNode,
     TransferNode,
     VoicemailNode,
 )
@@ -46,6 +47,8 @@ from routing.steps import (
     Step,
     Turn,
 )
+from routing.ticket_dialog import STEPS as TICKET_STEPS
+from routing.ticket_dialog import TicketDialog
 
 MAX_HOPS = 64
 """Most nodes one turn may enter; more means the flow loops without waiting for the caller."""
@@ -171,6 +174,8 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
         call.answer_language(position, node, event)
     elif isinstance(node, CallbackNode):
         call.answer_callback(position, node, event)
+    elif isinstance(node, TicketNode):
+        call.answer_ticket(position, node, event)
     elif isinstance(node, VoicemailNode) and isinstance(event, Recorded):
         call.note("voicemail")  # the call's outcome, however it goes on from here
         if node.next is None:
@@ -278,6 +283,9 @@ class _TurnBuilder:
             elif isinstance(node, MenuNode):
                 self.steps.append(self._menu_gather(position, node, lead=None))
                 return
+            elif isinstance(node, TicketNode):
+                TicketDialog(self, node_id, node).enter()
+                return
             elif isinstance(node, LanguageNode):
                 self.steps.append(self._language_gather(position, node))
                 return
@@ -351,6 +359,15 @@ class _TurnBuilder:
         if position.window and position.window not in WINDOW_KEYS.values():
             raise UnexpectedEvent(f"callback window '{position.window}' is unknown")
         CallbackDialog(self, position.node, node).answer(position, event)
+
+    def answer_ticket(self, position: Position, node: TicketNode, event: Event) -> None:
+        """Take a keyed-in ticket number, the web layer's lookup, the choice to add a message,
+        or the recorded message."""
+        dialog = TicketDialog(self, position.node, node)
+        if position.step not in TICKET_STEPS or not dialog.expects(position, event):
+            raise UnexpectedEvent(f"{type(event).__name__} does not fit ticket node "
+                                  f"'{position.node}' at step '{position.step}'")
+        dialog.answer(position, event)
 
     def reprompt(self, event: Event, invalid: Prompt | None, no_input: Prompt | None) -> Say | None:
         """What to say before asking again: the no-input or the invalid prompt, if written."""

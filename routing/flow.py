@@ -189,6 +189,39 @@ class CallbackNode(_Model):
     next: NodeId
 
 
+class TicketTexts(_Model):
+    """Wording of a ticket node; any text left out uses the line's built-in one. Status texts
+    say the status only ({number}: the ticket number as keyed in), never who or what."""
+
+    unknown: Prompt | None = Field(default=None, description="No ticket has that number")
+    status_new: Prompt | None = None
+    status_assigned: Prompt | None = None
+    status_in_progress: Prompt | None = None
+    status_waiting_for_caller: Prompt | None = None
+    status_resolved: Prompt | None = None
+    status_closed: Prompt | None = None
+    add_message: Prompt | None = Field(
+        default=None, description="Offer: key 1 adds a voice message, key 2 goes on")
+    record: Prompt | None = Field(default=None, description="Said before the tone")
+    added: Prompt | None = Field(default=None, description="{number}: the message is kept")
+
+
+class TicketNode(_Model):
+    """A repeat caller keys in their ticket number and hears its status (nothing personal);
+    they may add a voice message to the ticket, which reopens it if it was resolved."""
+
+    type: Literal["ticket"]
+    prompt: Prompt = Field(description="Ask for the ticket number, ending with the hash key")
+    timeout: int = Field(default=10, ge=1, le=60, description="Seconds to wait for keys")
+    retries: int = Field(default=1, ge=0, le=5,
+                         description="Tries after an unknown number or silence (1: two tries)")
+    no_input: Prompt | None = Field(default=None, description="Said after silence")
+    max_length: int = Field(default=120, ge=5, le=3600, description="Seconds of message")
+    texts: TicketTexts = Field(default_factory=TicketTexts)
+    on_failure: NodeId = Field(description="Where to go when no ticket was found")
+    next: NodeId = Field(description="Where to go after the status, without a message")
+
+
 class TransferNode(_Model):
     """Connect the caller to a fixed number or group (an outside vendor); agents of the desk
     are reached through a `queue` node."""
@@ -281,6 +314,7 @@ Node = Annotated[
     | HoursNode
     | VoicemailNode
     | CallbackNode
+    | TicketNode
     | TransferNode
     | QueueNode
     | OncallNode
@@ -289,8 +323,8 @@ Node = Annotated[
     Field(discriminator="type"),
 ]
 
-WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "queue", "oncall",
-                           "hangup"})
+WAITING_TYPES = frozenset({"menu", "language", "voicemail", "transfer", "queue", "ticket",
+                           "oncall", "hangup"})
 """Node kinds that wait for the caller or end the call; a loop must pass through one."""
 
 

@@ -16,6 +16,8 @@ class Position:
     """Where inside a multi-turn node: a callback's 'window', 'confirm' or 'number'."""
     window: str = ""
     """The callback window already chosen, carried to the number steps."""
+    ticket: str = ""
+    """The ticket number a repeat caller keyed in, carried to its status and message steps."""
 
 
 # --- steps: the engine's output -------------------------------------------------
@@ -99,11 +101,20 @@ class Enqueue:
 
 
 @dataclass(frozen=True)
+class LookupTicket:
+    """Look up the ticket a caller keyed in (for the web layer), then answer the engine at
+    `position` with a TicketLooked event: the ticket's status, or that there is none."""
+
+    position: Position
+    number: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call."""
 
 
-Step = Say | Gather | Record | Dial | RequestCallback | Enqueue | Hangup
+Step = Say | Gather | Record | Dial | RequestCallback | Enqueue | LookupTicket | Hangup
 
 
 @dataclass(frozen=True)
@@ -164,4 +175,11 @@ class QueueLeft:
     reason: str
 
 
-Event = Digits | Speech | NoInput | Recorded | DialEnded | QueueLeft
+@dataclass(frozen=True)
+class TicketLooked:
+    """The web layer's answer to LookupTicket: the ticket's status, or None if there is none."""
+
+    status: str | None
+
+
+Event = Digits | Speech | NoInput | Recorded | DialEnded | QueueLeft | TicketLooked

@@ -15,10 +15,21 @@ import phonenumbers
 from routing.callback_choices import callback_calendar, offers_windows
 from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
 from routing.errors import FlowError
-from routing.flow import WAITING_TYPES, WEEKDAYS, Calendar, CallbackNode, Flow, QueueNode, Rota
+from routing.flow import (
+    WAITING_TYPES,
+    WEEKDAYS,
+    Calendar,
+    CallbackNode,
+    Flow,
+    QueueNode,
+    Rota,
+    TicketNode,
+)
 from routing.hours import parse_day_spec, parse_time_range
 from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
 from routing.queue_checks import check_queue
+from routing.ticket_texts import BUILT_IN as TICKET_BUILT_IN
+from routing.ticket_texts import placeholder_problem as ticket_placeholder_problem
 
 Path = tuple[str | int, ...]
 Locate = Callable[[Path], tuple[int, int]]
@@ -84,6 +95,8 @@ class _Checks:
                 self.check_callback(node_id, node)
             elif isinstance(node, QueueNode):
                 check_queue(self, node_id, node)
+            elif isinstance(node, TicketNode):
+                self.check_ticket(node_id, node)
 
     # --- graph ---------------------------------------------------------------
 
@@ -502,6 +515,39 @@ class _Checks:
                 problem = placeholder_problem(name, text)
                 if problem:
                     self.error(path, f"callback '{node_id}' text '{name}' ({language}) {problem}")
+
+
+    # --- ticket nodes (repeat callers) ---------------------------------------------
+
+    def check_ticket(self, node_id: str, node: TicketNode) -> None:
+        declared = self.flow.languages
+        texts_path: Path = ("nodes", node_id, "texts")
+        for name in TICKET_BUILT_IN:
+            override = getattr(node.texts, name) or {}
+            missing = [language for language in declared
+                       if language not in override and language not in TICKET_BUILT_IN[name]]
+            for language in missing:
+                if override:
+                    path, at_key = (*texts_path, name), False
+                elif "texts" in node.model_fields_set:
+                    path, at_key = texts_path, True
+                else:
+                    path, at_key = ("nodes", node_id), True
+                self.error(path, f"ticket '{node_id}' has no '{language}' text for '{name}' "
+                           f"(built in: {', '.join(TICKET_BUILT_IN[name])}); write it under "
+                           f"'texts: {name}: {language}:'", at_key=at_key)
+            for language, text in override.items():
+                path = (*texts_path, name, language)
+                if language not in declared:
+                    self.error(path, f"ticket '{node_id}' text '{name}' has '{language}', "
+                               "which 'languages' does not declare", at_key=True)
+                problem = ticket_placeholder_problem(name, text)
+                if problem:
+                    self.error(path, f"ticket '{node_id}' text '{name}' ({language}) {problem}")
+        if node.on_failure == node_id or node.next == node_id:
+            field = "on_failure" if node.on_failure == node_id else "next"
+            self.error(("nodes", node_id, field), f"ticket '{node_id}' {field} goes back to "
+                       "itself; send the caller on, for example to the main menu")
 
 
 def phone_number_problem(number: str) -> str | None:

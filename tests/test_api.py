@@ -69,7 +69,7 @@ class Desk:
                 session.add(VoicemailAudio(voicemail_id=voicemail.id, data=audio))
             ticket = Ticket(voicemail_id=voicemail.id, call_sid=call_sid, caller=caller,
                             language="en", category="network", priority="P2",
-                            transcript=transcript, transcription="done", status="open")
+                            transcript=transcript, transcription="done", status="new")
             session.add(ticket)
             session.flush()
             add_event(session, ticket, "created", "voicemail of 12 s")
@@ -126,8 +126,8 @@ def operations(client: FlaskClient) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, concrete path, operation) of every route in the document."""
     found = []
     for path, methods in document(client)["paths"].items():
-        concrete = path.replace("{callback_id}", "1").replace("{number}", "10001").replace(
-            "{agent_id}", "1")
+        concrete = re.sub(r"\{(\w+)\}", lambda found: "10001" if found.group(1) == "number"
+                          else "1", path)
         for method, operation in methods.items():
             found.append((method.upper(), concrete, operation))
     return found
@@ -347,12 +347,13 @@ def test_resolving_a_callback_closes_its_ticket_and_queues_the_status_sms(
     response = client.post(path, json={"note": "VPN profile renewed"}, headers=bearer(token))
     assert response.status_code == 200
     assert response.get_json()["status"] == "done"
-    job_ids = Queue(URGENT, connection=Redis.from_url(redis_url)).job_ids
-    assert f"sms-resolved-r0-t{ticket_id}" in job_ids
     ticket = client.get(f"/api/v1/tickets/{number}", headers=bearer(token)).get_json()
     assert ticket["ticket"]["status"] == "resolved"
-    resolved = [event for event in ticket["events"] if event["kind"] == "resolved"]
-    assert resolved[0]["detail"] == "VPN profile renewed" and resolved[0]["by"] == "ann"
+    resolved = [event for event in ticket["events"] if event["kind"] == "status"]
+    assert resolved[0]["detail"] == "new -> resolved: VPN profile renewed"
+    assert resolved[0]["by"] == "ann"
+    job_ids = Queue(URGENT, connection=Redis.from_url(redis_url)).job_ids
+    assert job_ids == [f"sms-event-{resolved[0]['id']}"]
     again = problem(client.post(path, json={"note": "again"}, headers=bearer(token)), 400)
     assert "resolved already" in again["message"]
 
@@ -504,12 +505,12 @@ def test_resolving_a_ticket_closes_its_callbacks_and_texts_the_caller(
     assert response.status_code == 200
     assert response.get_json()["status"] == "resolved"
     assert desk.request(request_id).status == "done"
-    assert f"sms-resolved-r0-t{ticket_id}" in Queue(
-        URGENT, connection=Redis.from_url(redis_url)).job_ids
     with app.extensions["ivr.sessions"]() as session:
-        kinds = session.scalars(select(TicketEvent.kind).where(
-            TicketEvent.ticket_id == ticket_id)).all()
-    assert kinds == ["created", "resolved"]
+        events = session.execute(select(TicketEvent.kind, TicketEvent.id).where(
+            TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
+    assert [kind for kind, _ in events] == ["created", "status"]
+    assert Queue(URGENT, connection=Redis.from_url(redis_url)).job_ids == [
+        f"sms-event-{events[1][1]}"]
     again = client.post(f"/api/v1/tickets/{number}/resolve", json={"note": "x"},
                         headers=bearer(token))
     assert "resolved already" in problem(again, 400)["message"]

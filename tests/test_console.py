@@ -69,7 +69,7 @@ def _callback(app: Flask, caller: str = DIRECTORY_CALLER, *, with_ticket: bool =
                 session.add(VoicemailAudio(voicemail_id=voicemail.id, data=WAV))
                 voicemail_id = voicemail.id
             ticket = Ticket(call_sid=f"CA{caller[-8:]}", caller=caller, language="de",
-                            category=category, priority="P2", status="open",
+                            category=category, priority="P2", status="new",
                             transcription="done", voicemail_id=voicemail_id,
                             transcript="Das VPN bricht alle zehn Minuten ab <script>")
             session.add(ticket)
@@ -248,7 +248,7 @@ def test_callback_and_ticket_pages(desk: Flask, web: FlaskClient) -> None:
         assert f"Ticket #{number}" in page
         assert f'<audio controls preload="none" src="/console/tickets/{number}/audio">' in page
     history_fragment = web.get(f"/console/tickets/{number}/history").get_data(as_text=True)
-    assert "<html" not in history_fragment and "open" in history_fragment
+    assert "<html" not in history_fragment and "new" in history_fragment
     assert web.get("/console/callbacks/999").status_code == 404
     assert web.get("/console/callbacks/999/history").status_code == 404
     assert web.get("/console/tickets/10999").status_code == 404
@@ -365,10 +365,17 @@ def _history(app: Flask, ticket_id: int) -> list[tuple[str, str]]:
         return [(event.kind, event.detail) for event in history(session, ticket_id)]
 
 
-def _status_sms_jobs(redis_url: str) -> list[tuple[object, ...]]:
+def _caller_text_jobs(redis_url: str) -> list[str]:
+    """The queued texts to callers about ticket events, by job id ('sms-event-<id>')."""
     queue = Queue(URGENT, connection=Redis.from_url(redis_url))
-    return [tuple(job.args) for job in queue.get_jobs()
-            if job.func_name == "callbacks.followups.send_status_sms"]
+    return [str(job.id) for job in queue.get_jobs()
+            if job.func_name == "callbacks.tickets.caller_texts.send_caller_text"]
+
+
+def _event_id(app: Flask, ticket_id: int, kind: str, detail_start: str = "") -> int:
+    with app.extensions["ivr.sessions"]() as session:
+        return next(event.id for event in history(session, ticket_id)
+                    if event.kind == kind and event.detail.startswith(detail_start))
 
 
 def test_resolve_needs_a_note_and_happens_once(desk: Flask, web: FlaskClient,
@@ -385,14 +392,14 @@ def test_resolve_needs_a_note_and_happens_once(desk: Flask, web: FlaskClient,
     assert f'id="callback-{request_id}"' not in page  # off the list
     assert _row(desk, CallbackRequest, request_id).status == "done"
     assert _row(desk, Ticket, 1).status == "resolved"
-    assert ("resolved", "VPN profile renewed") in _history(desk, 1)
-    assert _status_sms_jobs(redis_url) == [("resolved", None, 1)]
+    assert ("status", "new -> resolved: VPN profile renewed") in _history(desk, 1)
+    assert _caller_text_jobs(redis_url) == [f"sms-event-{_event_id(desk, 1, 'status')}"]
     again = _flashed(web, _post(web, f"/console/callbacks/{request_id}/resolve", note="again"))
     assert f"ticket {ticket_number(1)} is resolved already" in again
     on_ticket = _flashed(web, _post(web, f"/console/tickets/{ticket_number(1)}/resolve",
                                     note="again"))
     assert "is resolved already" in on_ticket
-    assert len(_status_sms_jobs(redis_url)) == 1
+    assert len(_caller_text_jobs(redis_url)) == 1
     assert web.post("/console/callbacks/999/resolve", data={
         "csrf_token": _token(web.get("/console/")), "note": "x"}).status_code == 404
     assert web.post("/console/tickets/10999/resolve", data={
@@ -464,8 +471,9 @@ def test_resolving_a_callback_without_ticket_opens_one_for_the_note(
     assert f"Callback {request_id} resolved" in page
     request = _row(desk, CallbackRequest, request_id)
     assert request.status == "done" and request.ticket_id is not None
-    assert [kind for kind, _ in _history(desk, request.ticket_id)] == ["created", "resolved"]
-    assert _status_sms_jobs(redis_url) == [("resolved", None, request.ticket_id)]
+    assert _history(desk, request.ticket_id)[1:] == [("status", "new -> resolved: password reset")]
+    assert _caller_text_jobs(redis_url) == [
+        f"sms-event-{_event_id(desk, request.ticket_id, 'status')}"]
 
 
 def test_resolve_a_ticket_from_its_page(desk: Flask, web: FlaskClient) -> None:
@@ -475,7 +483,7 @@ def test_resolve_a_ticket_from_its_page(desk: Flask, web: FlaskClient) -> None:
     page = _flashed(web, _post(web, f"/console/tickets/{ticket_number(1)}/resolve",
                                note="fixed on site"))
     assert f"Ticket {ticket_number(1)} resolved" in page
-    assert 'data-kind="resolved"' in page and "fixed on site" in page
+    assert 'data-kind="status"' in page and "fixed on site" in page
     assert _row(desk, CallbackRequest, request_id).status == "done"
 
 

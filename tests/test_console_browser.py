@@ -217,10 +217,10 @@ def test_agent_calls_back_and_resolves_in_the_browser(
         page.get_by_role("link", name=re.compile(r"#100\d\d")).first.click()
         expect(page.locator("h1")).to_contain_text("Ticket #")
         history = page.locator("#ticket-story ol.history")
-        expect(history.locator("li[data-kind=resolved]")).to_contain_text(
-            "Password reset; sign in again.")
+        expect(history.locator("li[data-kind=status]")).to_contain_text(
+            "-> resolved: Password reset; sign in again.")
         # The worker sends the status SMS a moment later; the page shows it without a reload.
-        status_sms = history.locator("li[data-kind=resolved] ~ li[data-kind=sms_sent]",
+        status_sms = history.locator("li[data-kind=status] ~ li[data-kind=sms_sent]",
                                      has_text="resolved (")
         expect(status_sms).to_have_count(1, timeout=30 * SECONDS)
         assert violations == []

@@ -35,6 +35,7 @@ MAIN_MENU_LABELS = {
     "3": "hardware",
     "4": "software",
     "5": "vdi",
+    "8": "ticket_status",
     "9": "outage",
     "0": "agent",
 }
@@ -207,6 +208,14 @@ def test_main_menu_has_the_labelled_options(flow: Flow) -> None:
             assert set(option.keywords) == LANGUAGES, key
     assert (main.timeout, main.retries) == (6, 2)
     assert flow.nodes[main.on_failure].type == "voicemail"
+
+
+def test_option_8_asks_for_a_ticket_number_twice_then_goes_back_to_the_menu(flow: Flow) -> None:
+    node = flow.nodes[flow.nodes["main_menu"].options["8"].next]
+    assert node.type == "ticket"
+    assert set(node.prompt) == LANGUAGES
+    assert node.retries == 1  # two tries
+    assert node.on_failure == "main_menu" and node.next == "main_menu"
 
 
 def test_categories_and_priorities(flow: Flow) -> None:

@@ -76,7 +76,7 @@ def _request(app: Flask, caller: str = MOBILE_CALLER, priority: str = "P2",
         ticket_id = None
         if with_ticket:
             ticket = Ticket(call_sid=f"CA{caller[-8:]}", caller=caller, language="ko",
-                            category="vpn", priority=priority, status="open",
+                            category="vpn", priority=priority, status="new",
                             transcription="done", transcript="VPN drops every ten minutes")
             session.add(ticket)
             session.flush()
@@ -192,16 +192,22 @@ def test_caller_missing_retries_with_backoff_then_unreachable_with_sms(
     assert [a.stage for a in _attempts(desk)] == ["caller_no_answer", "caller_busy",
                                                  "caller_failed"]
 
-    # The unreachable SMS goes out once, through a real rq worker.
-    assert _queued(redis_url, "send_status_sms") == ["callbacks.followups.send_status_sms"]
+    # The unreachable SMS goes out once, through a real rq worker; the ticket waits for the
+    # caller, without a second text about that.
+    assert _queued(redis_url, "send_caller_text") == [
+        "callbacks.tickets.caller_texts.send_caller_text"]
     SimpleWorker(list(QUEUES), connection=Redis.from_url(redis_url)).work(burst=True)
     [sms] = [m for m in standin.messages() if "3" in m.body]
-    assert sms.to == MOBILE_CALLER and "10001" in sms.body
+    assert sms.to == MOBILE_CALLER and "10001" in sms.body and "could not reach" in sms.body
+    assert len(standin.messages()) == 1
     ticket = _row(desk, Ticket, request.ticket_id)
-    assert ticket.status == "unreachable"
+    assert ticket.status == "waiting_for_caller"
     with desk.extensions["ivr.sessions"]() as session:
-        kinds = [event.kind for event in history(session, ticket.id)]
+        events = history(session, ticket.id)
+    kinds = [event.kind for event in events]
     assert kinds.count("callback_retry") == 2 and "unreachable" in kinds and "sms_sent" in kinds
+    assert ("status", "new -> waiting_for_caller: the callback could not reach the caller") in [
+        (event.kind, event.detail) for event in events]
 
 
 def test_the_next_try_is_told_in_the_display_zone_in_history_and_whisper(
@@ -380,12 +386,15 @@ def test_follow_up_sms_lost_with_redis_is_queued_again(desk: Flask, standin: Sta
     connection.flushdb()  # Redis restarted before a worker sent the text
     with desk.extensions["ivr.sessions"]() as session:
         report = reconcile(session, connection, grace=timedelta(seconds=-1))
-        assert report.status_sms_requeued == [_row(desk, CallbackRequest, request_id).ticket_id]
+        ticket_id = _row(desk, CallbackRequest, request_id).ticket_id
+        [unreachable] = [event.id for event in history(session, ticket_id)
+                         if event.kind == "unreachable"]
+        assert report.caller_texts_requeued == [unreachable]
     SimpleWorker(list(QUEUES), connection=connection).work(burst=True)
     assert len([m for m in standin.messages() if "could not reach" in m.body]) == 1
     with desk.extensions["ivr.sessions"]() as session:
         again = reconcile(session, connection, grace=timedelta(seconds=-1))
-    assert again.status_sms_requeued == []  # sent now: nothing twice
+    assert again.caller_texts_requeued == []  # sent now: nothing twice
 
 
 def test_reconciler_ends_a_wrap_up_whose_end_job_redis_lost(desk: Flask, standin: StandinServer,

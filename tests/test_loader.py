@@ -284,7 +284,8 @@ def test_unknown_node_type_is_reported_at_the_type() -> None:
     text = MINIMAL_FLOW.replace("type: hangup", "type: hangupp")
     assert problems(text) == [
         "flows/x.yaml:13:11: node 'bye' has unknown type 'hangupp' (did you mean 'hangup'?); "
-        "expected one of: say, menu, language, hours, voicemail, callback, transfer, queue, "
+        "expected one of: say, menu, language, hours, voicemail, callback, ticket, transfer, "
+        "queue, "
         "oncall, hangup, goto"
     ]
 
@@ -293,7 +294,7 @@ def test_node_without_type_is_reported_at_its_key() -> None:
     text = MINIMAL_FLOW.replace("    type: hangup\n", "    text: {en: Bye.}\n")
     assert problems(text) == [
         "flows/x.yaml:12:3: node 'bye' has no 'type'; expected one of: say, menu, language, "
-        "hours, voicemail, callback, transfer, queue, oncall, hangup, goto"
+        "hours, voicemail, callback, ticket, transfer, queue, oncall, hangup, goto"
     ]
 
 

@@ -249,6 +249,41 @@ def test_voicemails_by_category_and_transcription(app: Flask) -> None:
         ("done", 2), ("no_speech", 1), ("pending", 1)]
 
 
+def test_tickets_by_status_and_their_sla(app: Flask) -> None:
+    from sqlalchemy import select
+
+    from callbacks.tickets.report import ticket_report
+    from callbacks.tickets.ticket import TicketEvent
+
+    plan = {  # call: (priority, due, status now, status changes)
+        "CV1": ("P1", at(2, 11), "resolved", [(at(2, 10, 30), "new -> resolved: fixed")]),
+        "CV2": ("P2", at(3, 12), "closed", [(at(3, 15), "in_progress -> resolved: late"),
+                                             (at(4, 9), "resolved -> closed")]),
+        "CV3": ("P2", at(6, 9), "in_progress", []),  # not due yet: open
+        "CB1": ("P3", at(2, 13), "new", []),  # open past its deadline: missed
+        "CV5": ("P1", at(5, 13), "new", []),  # created 03-05: outside the range
+    }
+    with app.extensions["ivr.sessions"]() as session:
+        for ticket in session.scalars(select(Ticket)):
+            priority, due, status, changes = plan[ticket.call_sid]
+            ticket.priority, ticket.due_at, ticket.status = priority, due, status
+            for moment, detail in changes:
+                session.add(TicketEvent(ticket_id=ticket.id, kind="status", detail=detail,
+                                        at=moment))
+        session.commit()
+        report = ticket_report(session, seeded_range(), NOW)
+    assert report.total == 4
+    assert report.by_status == (("new", 1), ("in_progress", 1), ("resolved", 1), ("closed", 1))
+    assert [(s.priority, s.tickets, s.met, s.missed, s.open, s.met_percent)
+            for s in report.sla] == [("P1", 1, 1, 0, 0, 100.0), ("P2", 2, 0, 1, 1, 0.0),
+                                     ("P3", 1, 0, 1, 0, 0.0)]
+    client = app.test_client()
+    sign_in(client, "ana")
+    assert csv_rows(client, "ticket-sla")[1:] == [["P1", "100.0", "1", "1", "0", "0"],
+                                                  ["P2", "0.0", "2", "0", "1", "1"],
+                                                  ["P3", "0.0", "1", "0", "1", "0"]]
+
+
 def test_satisfaction_per_agent_and_category(app: Flask) -> None:
     with app.extensions["ivr.sessions"]() as session:
         report = satisfaction_report(session, seeded_range())

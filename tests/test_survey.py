@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from callbacks.db import utcnow
 from callbacks.desk import resolve_ticket
 from callbacks.queues import QUEUES
-from callbacks.sms import TEXTS
+from callbacks.sms import sms_texts
 from callbacks.survey import (
     KEYPAD_QUESTIONS,
     KEYPAD_TEXTS,
@@ -66,7 +66,7 @@ def _ticket(app: Flask, caller: str = MOBILE_CALLER, language: str = "en",
             call_sid: str = "CA" + "9" * 32, category: str = "vpn") -> int:
     with app.extensions["ivr.sessions"]() as session:
         ticket = Ticket(call_sid=call_sid, caller=caller, language=language, category=category,
-                        priority="P3", status="open", transcription="none")
+                        priority="P3", status="new", transcription="none")
         session.add(ticket)
         session.commit()
         return ticket.id
@@ -344,7 +344,7 @@ def test_anything_but_a_score_gets_a_hint(line: Flask, redis_url: str) -> None:
     client = line.test_client()
     for body in ("great, thanks", "45", "0", "", "10"):
         assert _texts(_reply(client, body, f"SM{body!s:x>32}"[:34])) == [
-            TEXTS["survey_help"]["de"]], body
+            sms_texts().texts["survey_help"]["de"]], body
     assert list(_reply(client, "STOP", "SM" + "5" * 32)) == []  # Twilio handles opt-outs
     assert _answers(line) == []
 
@@ -389,7 +389,7 @@ def test_every_survey_text_exists_in_each_language() -> None:
         assert all(texts.get(language) for language in LANGUAGES), name
         assert len({texts[language] for language in LANGUAGES}) == len(LANGUAGES), name
     for name in SURVEY_SMS_TEXTS:
-        texts = TEXTS[name]
+        texts = sms_texts().texts[name]
         assert all(texts.get(language) for language in LANGUAGES), name
         assert len({texts[language] for language in LANGUAGES}) == len(LANGUAGES), name
 

@@ -275,7 +275,7 @@ def test_a_recording_on_another_host_is_refused(line: Flask, standin: StandinSer
     assert voicemail.state == "failed" and ticket.transcription == "failed"
     assert "refused" in ticket.audio_notes
     assert not [r for r in standin.requests() if "Recordings" in r.path]
-    assert ticket.status == "open"  # still a ticket an agent can act on
+    assert ticket.status == "new"  # still a ticket an agent can act on
 
 
 def test_download_failures_are_retried_then_left_visible(

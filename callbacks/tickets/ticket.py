@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Float, ForeignKey, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Boolean, Computed, Float, ForeignKey, Index, String, Text, select
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
 from callbacks.calllog import CallStep, normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -22,11 +23,31 @@ NUMBER_BASE = 10000
 TRANSCRIPTION_STATES = ("pending", "done", "no_speech", "bad_audio", "no_model", "failed", "none")
 """'none': a ticket without a recording (a callback asked for in the menu)."""
 
+SEARCH_CONFIGURATIONS = {"en": "english", "de": "german", "ru": "russian"}
+"""PostgreSQL's text search configuration per ticket language; any other language (Polish
+has none in PostgreSQL) is searched with 'simple': whole words, no stemming."""
+
+
+def _search_expression() -> str:
+    """The generated column's SQL: the transcripts as a tsvector in the ticket's language."""
+    cases = " ".join(f"WHEN '{code}' THEN '{name}'::regconfig"
+                     for code, name in SEARCH_CONFIGURATIONS.items())
+    return (f"to_tsvector(CASE language {cases} ELSE 'simple'::regconfig END, "
+            "coalesce(transcript, '') || ' ' || coalesce(added_transcripts, ''))")
+
+
+SEARCH_EXPRESSION = _search_expression()
+
 
 class Ticket(Base):
     """A caller's problem as agents work it: one per voicemail recording or callback request."""
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_search_vector", "search_vector", postgresql_using="gin"),
+    )
+    # The search column exists on PostgreSQL only and is never read: no RETURNING for it.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     voicemail_id: Mapped[int | None] = mapped_column(ForeignKey("voicemails.id"), unique=True)
@@ -41,10 +62,21 @@ class Ticket(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     transcription: Mapped[str] = mapped_column(String(16), default="pending")
     audio_notes: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(24), default="new", index=True)
+    """new, assigned, in_progress, waiting_for_caller, resolved or closed (tickets/workflow)."""
+    assigned_agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    """The SLA deadline of the ticket's priority, counted from its creation."""
+    added_transcripts: Mapped[str] = mapped_column(Text, default="")
+    """Transcripts of the messages a repeat caller added by phone (searched with the first)."""
     sms_sid: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    search_vector: Mapped[str | None] = deferred(mapped_column(
+        TSVECTOR().with_variant(Text(), "sqlite"), Computed(SEARCH_EXPRESSION, persisted=True)))
+    """PostgreSQL only (the migration adds it there): the words of the transcripts, stemmed in
+    the ticket's language, behind a GIN index. SQLite searches the text with LIKE instead."""
 
     @property
     def number(self) -> str:
@@ -64,6 +96,14 @@ class TicketEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(128), default="system")
+    notify: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The caller gets a text about this event (a status change, a reply), sent once."""
+    about_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_events.id", ondelete="SET NULL"), index=True)
+    """The event a follow-up is about: the text sent, failed or skipped for a status change."""
+    voicemail_id: Mapped[int | None] = mapped_column(
+        ForeignKey("voicemails.id", ondelete="SET NULL"))
+    """A message the caller added by phone (caller_message): its recording."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +152,7 @@ def open_ticket_for_voicemail(session: Session, voicemail: Voicemail, caller: st
         "priority": voicemail.priority_hint or "P3",
         "menu_path": menu_path(session, voicemail.call_sid),
         "transcription": "pending",
-        "status": "open",
+        "status": "new",
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
@@ -142,7 +182,7 @@ def open_ticket_for_callback(session: Session, request: CallbackRequest,
     ticket = Ticket(
         voicemail_id=None, call_sid=call_sid, caller=request.dial_number or request.caller,
         language=request.language, category=request.category, priority=request.priority,
-        menu_path=menu_path(session, call_sid), transcription="none", status="open",
+        menu_path=menu_path(session, call_sid), transcription="none", status="new",
         created_at=moment, updated_at=moment,
     )
     session.add(ticket)
@@ -162,9 +202,13 @@ def menu_path(session: Session, call_sid: str) -> str:
 
 
 def add_event(session: Session, ticket: Ticket, kind: str, detail: str = "",
-              by: str = "system") -> TicketEvent:
-    """Append to a ticket's history."""
-    event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, by=by, at=utcnow())
+              by: str = "system", *, notify: bool = False, about_event_id: int | None = None,
+              voicemail_id: int | None = None) -> TicketEvent:
+    """Append to a ticket's history (`notify`: the caller gets a text about it; `about_event_id`:
+    the event a follow-up such as sms_sent is about; `voicemail_id`: a message the caller added
+    by phone)."""
+    event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, by=by, at=utcnow(),
+                        notify=notify, about_event_id=about_event_id, voicemail_id=voicemail_id)
     session.add(event)
     return event
 

@@ -34,7 +34,9 @@ from callbacks.queues import (
 )
 from callbacks.settings import Settings
 from callbacks.telephony import TelephonyError, place_call
+from callbacks.tickets import caller_texts
 from callbacks.tickets.ticket import Ticket, add_event
+from callbacks.tickets.workflow import change_status
 from callbacks.workqueue.agents import Agent, release_agent
 from callbacks.workqueue.attempts import CALLER_MISSED, LIVE_STAGES, CallbackAttempt
 from callbacks.workqueue.callback_requests import (
@@ -223,11 +225,9 @@ def caller_dial_ended(session: Session, settings: Settings, attempt_id: int, sta
     after_release(settings, attempt.agent_id, agent_state)
     if result.outcome == "completed" and settings.survey.enabled:
         _queue_survey(request, attempt.agent_id)
-    if result.request_status == "unreachable":
-        # Keyed by the ticket when there is one, like the reconciler's check: never twice.
-        enqueue_status_sms(runtime.redis(), "unreachable",
-                           request_id=None if request.ticket_id else request.id,
-                           ticket_id=request.ticket_id)
+    if result.request_status == "unreachable" and request.ticket_id is None:
+        # A ticket's caller is texted about its `unreachable` event once the commit is done.
+        enqueue_status_sms(runtime.redis(), "unreachable", request_id=request.id)
     return result
 
 
@@ -301,11 +301,15 @@ def _after_missed(session: Session, settings: Settings, request: CallbackRequest
     assert outcome in CALLER_MISSED
     if request.attempts >= settings.callback_max_attempts:
         _close(session, request, "unreachable", moment)
-        _note(session, request, "unreachable",
-              f"no answer after {request.attempts} attempts; the caller gets an SMS")
         ticket = session.get(Ticket, request.ticket_id) if request.ticket_id else None
-        if ticket is not None and ticket.status == "open":
-            ticket.status = "unreachable"
+        if ticket is not None:
+            # The caller is texted about this event; the ticket now waits for them to call.
+            event = add_event(session, ticket, "unreachable",
+                              f"no answer after {request.attempts} attempts", notify=True)
+            caller_texts.after_commit(session, event)
+            if ticket.status in ("new", "assigned", "in_progress"):
+                change_status(session, ticket, "waiting_for_caller", by="dialer",
+                              note="the callback could not reach the caller", notify=False)
         return DialOutcome(outcome, "unreachable")
     next_try = moment + retry_delay(settings, request.attempts)
     put_back(session, request.id, next_try)

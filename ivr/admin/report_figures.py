@@ -20,6 +20,7 @@ from callbacks.reports_followups import (
     satisfaction_report,
     voicemail_report,
 )
+from callbacks.tickets.report import ticket_report
 
 Cell = str | int | float | None
 
@@ -126,6 +127,23 @@ def voicemail_figures(session: Session, rng: ReportRange, now: datetime) -> list
     ]
 
 
+def ticket_figures(session: Session, rng: ReportRange, now: datetime) -> list[Figure]:
+    """Tickets per status now, and the SLA met per priority."""
+    report = ticket_report(session, rng, now)
+    return [
+        Figure("tickets-by-status", "Tickets by status now", ("status", "tickets"),
+               tuple((status.replace("_", " "), n) for status, n in report.by_status),
+               note=f"{report.total} tickets created in the range, by the status they have "
+                    "now."),
+        Figure("ticket-sla", "Tickets: SLA met per priority",
+               ("priority", "sla_met_percent", "tickets", "met", "missed", "open"),
+               tuple((s.priority, s.met_percent, s.tickets, s.met, s.missed, s.open)
+                     for s in report.sla),
+               note="Met: resolved or closed by the deadline the first time. Missed: resolved "
+                    "late, or open past the deadline. Open (not yet due) is left out."),
+    ]
+
+
 def satisfaction_figures(session: Session, rng: ReportRange, now: datetime) -> list[Figure]:
     """Average survey score per agent and per category."""
     report = satisfaction_report(session, rng)
@@ -144,6 +162,7 @@ SECTIONS: dict[str, Builder] = {
     "Abandonment": abandonment_figures,
     "Callbacks": callback_figures,
     "Voicemails": voicemail_figures,
+    "Tickets": ticket_figures,
     "Satisfaction": satisfaction_figures,
 }
 FIGURES: dict[str, Builder] = {
@@ -153,6 +172,7 @@ FIGURES: dict[str, Builder] = {
     "callback-sla": callback_figures, "callback-times": callback_figures,
     "oldest-waiting": callback_figures,
     "voicemail-categories": voicemail_figures, "voicemail-transcription": voicemail_figures,
+    "tickets-by-status": ticket_figures, "ticket-sla": ticket_figures,
     "satisfaction-agents": satisfaction_figures, "satisfaction-categories": satisfaction_figures,
 }
 """Each figure's slug (its CSV's name) and the report that builds it."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from callbacks.directory import DirectoryInvalid, load_directory
 from callbacks.priority import load_policy
+from callbacks.tickets.texts import load_texts
 from routing.errors import FlowInvalid
 from speech.keywords import KeywordRules
 
@@ -43,6 +44,9 @@ _FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("DIRECTORY_FILE", "Caller directory",
      "Employees by phone number: name, department, VIP and language.",
      load_directory),
+    ("TEXTS_FILE", "Texts to callers (SMS)",
+     "What callers are texted, per language: the ticket number, each status change, agents' "
+     "replies, the survey.", load_texts),
 )
 
 

@@ -20,8 +20,10 @@ from pydantic import (
 )
 from sqlalchemy.orm import object_session
 
+from callbacks.db import utcnow
 from callbacks.desk import CallListEntry
 from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.tickets.workflow import is_overdue
 from callbacks.workqueue.agents import Agent
 from callbacks.workqueue.attempts import CallbackAttempt
 from callbacks.workqueue.skills import AgentSkills, skills_of
@@ -194,15 +196,25 @@ class CallList(BaseModel):
 class EventOut(BaseModel):
     """One entry of a ticket's history."""
 
+    id: int
     at: datetime
-    kind: str
+    kind: str = Field(description="created, transcribed, status (detail 'old -> new[: note]'), "
+                                  "assigned, note (internal), reply (texted to the caller), "
+                                  "caller_message, sms_sent, sms_skipped, sms_failed, ...")
     detail: str
     by: str
+    notify: bool = Field(False, description="The caller is texted about this event (once)")
+    about_event_id: int | None = Field(
+        None, description="For sms_sent, sms_skipped, sms_failed: the event the text was about")
+    audio_url: str | None = Field(
+        None, description="A caller_message's recording (audio/wav), if kept")
 
     @classmethod
-    def of(cls, event: TicketEvent) -> EventOut:
+    def of(cls, event: TicketEvent, audio_url: str | None = None) -> EventOut:
         """The API form of a ticket event."""
-        return cls(at=event.at, kind=event.kind, detail=event.detail, by=event.by)
+        return cls(id=event.id, at=event.at, kind=event.kind, detail=event.detail, by=event.by,
+                   notify=event.notify, about_event_id=event.about_event_id,
+                   audio_url=audio_url)
 
 
 class AttemptOut(BaseModel):
@@ -232,7 +244,11 @@ class TicketOut(BaseModel):
     """A ticket: the caller's problem with its transcript."""
 
     number: str = Field(description="The number callers hear, e.g. 10042")
-    status: str
+    status: str = Field(description="new, assigned, in_progress, waiting_for_caller, resolved "
+                                    "or closed")
+    assigned_agent_id: int | None = None
+    due_at: datetime | None = Field(None, description="The SLA deadline of its priority")
+    overdue: bool = Field(False, description="Open and past its deadline")
     caller: str
     language: str
     category: str
@@ -250,7 +266,9 @@ class TicketOut(BaseModel):
     @classmethod
     def of(cls, ticket: Ticket, audio_url: str | None) -> TicketOut:
         """The API form of a ticket."""
-        return cls(number=ticket.number, status=ticket.status, caller=ticket.caller,
+        return cls(number=ticket.number, status=ticket.status,
+                   assigned_agent_id=ticket.assigned_agent_id, due_at=ticket.due_at,
+                   overdue=is_overdue(ticket, utcnow()), caller=ticket.caller,
                    language=ticket.language, category=ticket.category,
                    priority=ticket.priority, menu_path=ticket.menu_path,
                    transcription=ticket.transcription, transcript=ticket.transcript,

@@ -13,7 +13,6 @@ from typing import TypeVar
 
 from flask import Response, current_app, request, url_for
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
@@ -31,7 +30,7 @@ from callbacks.desk import (
     ticket_story,
 )
 from callbacks.tickets.ticket import Ticket, ticket_id_from_number
-from callbacks.voicemail import VoicemailAudio
+from callbacks.tickets.workflow import TicketError
 from callbacks.workqueue.agents import authenticate
 from callbacks.workqueue.callback_requests import CallbackRequest
 from callbacks.workqueue.dialer import DialRefused, ReservedForAnother, call_now
@@ -67,6 +66,7 @@ from ivr.api.models import (
     TicketOut,
 )
 from ivr.api.spec import openapi_document
+from ivr.api.tickets import message_audio_url, ticket_audio_url
 from ivr.auth import end_session, signed_in_agent, start_session
 from ivr.db import get_session
 
@@ -94,7 +94,7 @@ def get_callback(callback_id: int) -> Response:
     story = callback_story(get_session(), _callback_id(callback_id))
     if story is None:
         raise _not_found("callback", callback_id)
-    ticket = TicketOut.of(story.ticket, _audio_url(story.ticket)) if story.ticket else None
+    ticket = TicketOut.of(story.ticket, ticket_audio_url(story.ticket)) if story.ticket else None
     return reply(CallbackDetail(
         callback=CallbackOut.of(story.entry), ticket=ticket,
         attempts=[AttemptOut.of(attempt) for attempt in story.attempts],
@@ -172,7 +172,9 @@ def get_ticket(number: str) -> Response:
         if story.has_audio else None
     return reply(TicketDetail(
         ticket=TicketOut.of(story.ticket, audio_url),
-        events=[EventOut.of(event) for event in story.events],
+        events=[EventOut.of(event, message_audio_url(story.ticket, event.voicemail_id)
+                            if event.voicemail_id in story.message_audio else None)
+                for event in story.events],
         callbacks=[CallbackOut.of(entry) for entry in story.callbacks]))
 
 
@@ -202,7 +204,7 @@ def resolve_a_ticket(number: str, body: NoteRequest) -> Response:
     if session.get(Ticket, ticket_id) is None:
         raise _not_found("ticket", number)
     ticket = _desk(lambda: resolve_ticket(session, ticket_id, body.note, signed_in_agent()))
-    return reply(TicketOut.of(ticket, _audio_url(ticket)))
+    return reply(TicketOut.of(ticket, ticket_audio_url(ticket)))
 
 
 @api_route("GET", "/me", summary="The signed-in agent", tag="agents",
@@ -274,7 +276,7 @@ def _desk(action: Callable[[], T]) -> T:
     except ReservedError as reserved:
         get_session().rollback()
         raise ApiProblem(409, "reserved", str(reserved)) from None
-    except DeskError as refused:
+    except (DeskError, TicketError) as refused:
         get_session().rollback()
         raise ApiProblem(400, "refused", str(refused)) from None
 
@@ -299,15 +301,6 @@ def _ticket_id(number: str) -> int:
 
 def _not_found(kind: str, key: object) -> ApiProblem:
     return ApiProblem(404, "not_found", f"no {kind} {key}")
-
-
-def _audio_url(ticket: Ticket) -> str | None:
-    """The audio URL of a ticket, if its recording is kept."""
-    if ticket.voicemail_id is None or get_session().scalar(
-            select(VoicemailAudio.voicemail_id)
-            .where(VoicemailAudio.voicemail_id == ticket.voicemail_id)) is None:
-        return None
-    return url_for("api.get_ticket_audio", number=ticket.number)
 
 
 def _callback_reply(session: Session, callback_id: int) -> Response:

@@ -1,10 +1,11 @@
-"""The agents' console: sign-in, the call list, callback and ticket pages, one-click actions.
+"""The agents' console: sign-in, the call list, the ticket inbox, callback and ticket pages,
+one-click actions.
 
 `blueprint` holds the blueprint and what the pages and actions share; importing this package
 registers every route on it.
 """
 
-from ivr.console import actions, pages
+from ivr.console import actions, inbox, pages, ticket_actions
 from ivr.console.blueprint import bp
 
-__all__ = ["actions", "bp", "pages"]
+__all__ = ["actions", "bp", "inbox", "pages", "ticket_actions"]

@@ -23,7 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from callbacks.db import utcnow
 from callbacks.desk import failed_texts
 from callbacks.display_time import display_zone as zone_for_readers
+from callbacks.tickets.actions import language_name
 from callbacks.tickets.ticket import TicketEvent, ticket_id_from_number
+from callbacks.tickets.workflow import label
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
 from callbacks.workqueue.skills import format_skills
 from ivr.auth import signed_in_agent
@@ -76,6 +78,18 @@ def duration(minutes: int) -> str:
     """A wait in minutes as '12 min' or '3 h 05 min'."""
     hours, rest = divmod(max(0, minutes), 60)
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+
+
+@bp.app_template_filter("status_label")
+def status_label(status: str) -> str:
+    """A ticket status as people read it ('waiting for the caller')."""
+    return label(status)
+
+
+@bp.app_template_filter("language_name")
+def language_label(code: str) -> str:
+    """'German' for 'de'."""
+    return language_name(code)
 
 
 @bp.app_context_processor

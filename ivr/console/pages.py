@@ -123,7 +123,9 @@ def ticket_page(number_or_id: int) -> str:
         abort(404)
     caller = current_app.extensions["ivr.directory"].lookup(story.ticket.caller)
     return render_template("console/ticket.html", story=story,
-                           caller_name=caller.name if caller else "", **page_view(request.path))
+                           caller_name=caller.name if caller else "",
+                           priorities=current_app.extensions["ivr.priorities"].names,
+                           **page_view(request.path))
 
 
 @bp.get("/tickets/<int:number_or_id>/history")

@@ -8,7 +8,10 @@
     GET    /_standin/queues/members/CA...   where the caller waits, or where it was dequeued to
     DELETE /_standin/queues/members/CA...   the caller left (hung up, or <Leave>)
     POST   /_standin/faults   {"path": regex, "status": 500, "times": 2, "delay_seconds": 0}
+    POST   /_standin/opt-outs {"number": "+49...", "opted_out": true}   as if they texted STOP
     POST   /_standin/reset
+
+Like Twilio, the stand-in refuses a message to a number that opted out (HTTP 400, error 21610).
 
 The simulator plays the phone network: it registers callers in queues, asks after each pass
 of the hold loop whether the line dequeued them, and reports how the calls it plays go on.
@@ -51,6 +54,7 @@ def register_control(app: Flask) -> None:
         ("/_standin/queues/<path:name>/members", join_queue, ["POST"]),
         ("/_standin/queues/members/<call_sid>", queue_member, ["GET", "DELETE"]),
         ("/_standin/faults", add_fault, ["POST"]),
+        ("/_standin/opt-outs", set_opt_out, ["POST"]),
         ("/_standin/reset", reset, ["POST"]),
     ]
     for path, view, methods in rules:
@@ -172,8 +176,18 @@ def add_fault() -> Response:
                           "delay_seconds": fault.delay_seconds, "method": fault.method}, 201)
 
 
+def set_opt_out() -> Response:
+    """Put a number on Twilio's opt-out list (or take it off): texts to it get 21610."""
+    spec = request.get_json(silent=True)
+    if not isinstance(spec, dict) or not isinstance(spec.get("number"), str):
+        return _message('send JSON like {"number": "+4915...", "opted_out": true}', 400)
+    opted_out = bool(spec.get("opted_out", True))
+    current_state().set_opted_out(spec["number"], opted_out)
+    return json_response({"number": spec["number"], "opted_out": opted_out}, 201)
+
+
 def reset() -> Response:
-    """Forget everything received, every queue and every pending fault."""
+    """Forget everything received, every queue, opt-out and pending fault."""
     current_state().reset()
     return Response(status=204)
 

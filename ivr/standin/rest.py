@@ -80,6 +80,8 @@ def create_message(account: str) -> Response:
         return twilio_error(400, 21603, "A 'From' phone number is required.")
     if not body and not form.get("MediaUrl") and not form.get("ContentSid"):
         return twilio_error(400, 21602, "Message body is required.")
+    if current_state().is_opted_out(to):  # the number texted STOP: Twilio refuses
+        return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
     sid, now = new_sid("SM"), rfc2822_now()
     uri = f"{API_PREFIX}{account}/Messages/{sid}"
     resource = {

@@ -99,8 +99,12 @@ class StandinServer:
         """The changes made to call `sid`, oldest first."""
         return self.state.call_updates(sid)
 
+    def opt_out(self, number: str, opted_out: bool = True) -> None:
+        """Put `number` on Twilio's opt-out list (or take it off): texts to it get 21610."""
+        self.state.set_opted_out(number, opted_out)
+
     def reset(self) -> None:
-        """Forget everything received, every queue and every pending fault."""
+        """Forget everything received, every queue, opt-out and pending fault."""
         self.state.reset()
 
     def stop(self) -> None:

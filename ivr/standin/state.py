@@ -103,7 +103,21 @@ class StandinState:
         self._faults: list[Fault] = []
         self._status: dict[str, str] = {}
         self._updates: dict[str, list[CallUpdate]] = {}
+        self._opted_out: set[str] = set()
         self.queues = QueueBook(account_sid)
+
+    def set_opted_out(self, number: str, opted_out: bool = True) -> None:
+        """Twilio's opt-out list: a number that texted STOP (or START again)."""
+        with self._lock:
+            if opted_out:
+                self._opted_out.add(number)
+            else:
+                self._opted_out.discard(number)
+
+    def is_opted_out(self, number: str) -> bool:
+        """Whether Twilio would refuse to text `number` (error 21610)."""
+        with self._lock:
+            return number in self._opted_out
 
     def messages(self) -> list[StandinMessage]:
         """The SMS accepted so far, oldest first."""
@@ -216,12 +230,14 @@ class StandinState:
                 self._status[sid] = update.status
 
     def reset(self) -> None:
-        """Forget messages, calls, recordings, deletions, requests, faults and queues."""
+        """Forget messages, calls, recordings, deletions, requests, faults, opt-outs and
+        queues."""
         with self._lock:
             for items in (self._messages, self._calls, self._deleted, self._requests,
                           self._faults):
                 items.clear()
             self._recordings.clear()
+            self._opted_out.clear()
             self._status.clear()
             self._updates.clear()
         self.queues.reset()

@@ -37,7 +37,9 @@ from callbacks.tickets.ticket import (
     open_ticket_for_callback,
     open_ticket_for_voicemail,
     spoken_number,
+    ticket_number,
 )
+from callbacks.tickets.workflow import start_sla
 from callbacks.voicemail import RecordingReport, store_recording
 from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
@@ -48,12 +50,13 @@ from ivr.voice.form_limits import confidence, small_number, with_cut_note
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.queue_entry import agent_phone_of, join_line_or_overflow
 from ivr.voice.signature import reject_unless_signed
+from ivr.voice.ticket_lookup import answer_lookup, keyed_ticket, ticket_in_url
 from ivr.voice.twiml import CallState, apology, render_xml, spoken, twiml_response
 from routing import engine
 from routing.callback_choices import callback_calendar
 from routing.callback_texts import queued_announcement
 from routing.engine import BrokenFlowError, CompiledFlow, UnexpectedEvent
-from routing.flow import CallbackNode, QueueNode, TransferNode, VoicemailNode
+from routing.flow import CallbackNode, QueueNode, TicketNode, TransferNode, VoicemailNode
 from routing.language import language_for_number
 from routing.steps import (
     DialEnded,
@@ -157,7 +160,8 @@ def _state() -> CallState:
         raise BadPosition(f"no call position in {request.query_string[:200]!r}")
     return CallState(
         version_id=version,
-        position=Position(args["n"], args["l"], attempt, args.get("c", ""), args.get("w", "")),
+        position=Position(args["n"], args["l"], attempt, args.get("c", ""), args.get("w", ""),
+                          ticket_in_url(request.args)),
         seq=seq,
     )
 
@@ -170,6 +174,8 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     the queue node's overflow in the same answer (a turn of its own in the log).
     """
     call_sid = request.form["CallSid"]
+    turn = answer_lookup(turn, _compiled(state.version_id), get_session(), now(),
+                         request.form.get("From", ""))
     call_log().record_step(
         StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
@@ -222,6 +228,7 @@ def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tu
     if waited is not None and kept:
         waited.callback_request_id = queued.id
     ticket, new_ticket = open_ticket_for_callback(session, queued, call_sid)
+    start_sla(ticket, current_app.extensions["ivr.priorities"], hours, moment)
     place = queue_place(session, queued)
     windowed = queued.available_at > moment
     expect = (queued.available_at if windowed else queued.due_at).astimezone(
@@ -325,7 +332,8 @@ def recording_finished() -> Response:
     compiled = _compiled(state.version_id)
     turn = engine.advance(compiled, state.position, Recorded(), now())
     said: list[Say] = []
-    if number:
+    added = isinstance(compiled.flow.nodes.get(state.position.node), TicketNode)
+    if number and not added:  # a message added to a ticket: the engine names the ticket
         said.append(Say(message("ticket_number", language, number=spoken_number(number)),
                         language))
     if turn.steps and isinstance(turn.steps[0], Hangup):
@@ -440,12 +448,16 @@ def recording_status() -> Response:
     """Twilio's recording-status callback: the voicemail row exists from here on, once."""
     args = request.args
     _receive_voicemail(small_number(args.get("v", "")),
-                       Position(args.get("n", ""), _language()))
+                       Position(args.get("n", ""), _language(), ticket=ticket_in_url(args)))
     return twiml_response(VoiceResponse())
 
 
 def _receive_voicemail(version_id: int | None, position: Position) -> str | None:
-    """Store the recording and its ticket (once), queue the work; the ticket's number."""
+    """Store the recording and its ticket (once), queue the work; the ticket's number.
+
+    At a ticket node the recording is a repeat caller's message to the ticket they keyed in:
+    it joins that ticket (no new ticket, no ticket SMS) once the voicemail job transcribes it.
+    """
     form = request.form
     if not form.get("RecordingSid") or not form.get("RecordingUrl"):
         return None
@@ -456,6 +468,7 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
         node = _compiled(version_id).flow.nodes.get(position.node)
     duration = form.get("RecordingDuration", "0")
     session = get_session()
+    added_to = keyed_ticket(session, position) if isinstance(node, TicketNode) else None
     voicemail, _new = store_recording(
         session,
         RecordingReport(
@@ -469,23 +482,34 @@ def _receive_voicemail(version_id: int | None, position: Position) -> str | None
             category_hint=node.category if isinstance(node, VoicemailNode) else None,
             priority_hint=node.priority if isinstance(node, VoicemailNode) else None,
             wants_callback=bool(node.callback) if isinstance(node, VoicemailNode) else False,
+            ticket_id=added_to.id if added_to is not None else None,
         ),
     )
+    if voicemail.ticket_id is not None:
+        number = ticket_number(voicemail.ticket_id)
+        session.commit()
+        queue_voicemail_work(voicemail.id, None)
+        return number
     ticket = open_ticket_for_voicemail(session, voicemail, form.get("From", ""))
+    hours = next(iter(_compiled(version_id).calendars.values()), None) if version_id else None
+    start_sla(ticket, current_app.extensions["ivr.priorities"], hours, now())
     session.commit()
     queue_voicemail_work(voicemail.id, ticket.id)
     return ticket.number
 
 
-def queue_voicemail_work(voicemail_id: int, ticket_id: int) -> None:
-    """Queue transcription and the ticket SMS; if Redis is down, the reconciler does it later."""
+def queue_voicemail_work(voicemail_id: int, ticket_id: int | None) -> None:
+    """Queue transcription and the new ticket's SMS (none for a message added to a ticket);
+    if Redis is down, the reconciler does it later."""
     url = current_app.config["REDIS_URL"]
     if not url:
         log.warning("REDIS_URL is not set: voicemail %s waits for a worker", voicemail_id)
         return
     try:
         connection = redis_connection(url)
-        enqueue_ticket_sms(connection, ticket_id, normalize_number(request.form.get("To", "")))
+        if ticket_id is not None:
+            enqueue_ticket_sms(connection, ticket_id,
+                               normalize_number(request.form.get("To", "")))
         enqueue_voicemail(connection, voicemail_id, current_app.config["MAX_VOICEMAIL_SECONDS"])
     except RedisError:
         log.exception("could not queue voicemail %s; the reconciler will", voicemail_id)

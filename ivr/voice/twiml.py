@@ -17,6 +17,7 @@ from routing.steps import (
     Enqueue,
     Gather,
     Hangup,
+    LookupTicket,
     Position,
     Record,
     RequestCallback,
@@ -36,8 +37,9 @@ class CallState:
     def query(self) -> str:
         """The state as a query string (node ids and languages are URL-safe by the schema).
 
-        A callback's sub-step (c) and window (w) are added only when set, so every other
-        node's URLs stay as they were. Phone numbers never travel here (access logs).
+        A callback's sub-step (c) and window (w), and the ticket number a repeat caller keyed
+        in (t), are added only when set, so every other node's URLs stay as they were. Phone
+        numbers never travel here (access logs).
         """
         position = self.position
         query = (f"v={self.version_id}&n={quote(position.node)}&l={quote(position.language)}"
@@ -46,6 +48,8 @@ class CallState:
             query += f"&c={quote(position.step)}"
         if position.window:
             query += f"&w={quote(position.window)}"
+        if position.ticket:
+            query += f"&t={quote(position.ticket)}"
         return query
 
 
@@ -131,7 +135,7 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
             )
         elif isinstance(step, Hangup):
             response.hangup()
-        elif isinstance(step, RequestCallback):
+        elif isinstance(step, RequestCallback | LookupTicket):
             continue  # the webhook carries it out and says the outcome in its place
     return response
 
