@@ -17,6 +17,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from callbacks.db import utcnow
+from callbacks.delivery.outbox import requeue_lost_deliveries
 from callbacks.queues import (
     enqueue_status_sms,
     enqueue_ticket_sms,
@@ -61,6 +62,7 @@ class ReconcileReport:
     status_sms_requeued: list[int] = field(default_factory=list)
     wrap_ups_ended: list[int] = field(default_factory=list)
     agents_freed: list[int] = field(default_factory=list)
+    deliveries_requeued: list[str] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -86,8 +88,8 @@ def reconcile(session: Session, connection: Redis,
               max_voicemail_seconds: int = 600,
               heartbeat_seconds: int = HEARTBEAT_SECONDS,
               wrap_up_seconds: int = WRAP_UP_SECONDS) -> ReconcileReport:
-    """Queue again every voicemail and ticket SMS whose job is gone, put back stuck callbacks
-    and end wrap-ups whose scheduled end was lost."""
+    """Queue again every voicemail, ticket SMS and delivery whose job is gone, put back stuck
+    callbacks and end wrap-ups whose scheduled end was lost."""
     report = ReconcileReport()
     settled_before = utcnow() - grace
     pending = session.scalars(
@@ -122,12 +124,17 @@ def reconcile(session: Session, connection: Redis,
     report.wrap_ups_ended = end_overdue_wrap_ups(
         session, settled_before - timedelta(seconds=wrap_up_seconds))
     report.agents_freed = free_stranded_agents(session, settled_before)
+    report.deliveries_requeued = requeue_lost_deliveries(
+        session, connection, settled_before,
+        lambda redis, job_id: job_is_alive(redis, job_id, heartbeat_seconds))
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
-            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed):
+            or report.status_sms_requeued or report.wrap_ups_ended or report.agents_freed
+            or report.deliveries_requeued):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "follow-up SMS %s; wrap-ups ended for agents %s; agents freed %s",
-                    report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
-                    report.status_sms_requeued, report.wrap_ups_ended, report.agents_freed)
+                    "follow-up SMS %s, deliveries %s; wrap-ups ended for agents %s; agents "
+                    "freed %s", report.voicemails_requeued, report.sms_requeued,
+                    report.callbacks_put_back, report.status_sms_requeued,
+                    report.deliveries_requeued, report.wrap_ups_ended, report.agents_freed)
     return report
 
 

@@ -23,6 +23,7 @@ class Settings:
     keywords_file: str = "flows/keywords.yaml"
     priorities_file: str = "flows/priorities.yaml"
     directory_file: str = "flows/directory.csv"
+    delivery_file: str = ""  # connectors to the company's ticket system; empty: none
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
     speech_threads: int = 1
@@ -51,6 +52,7 @@ class Settings:
             keywords_file=config.get("KEYWORDS_FILE", "flows/keywords.yaml"),
             priorities_file=config.get("PRIORITIES_FILE", "flows/priorities.yaml"),
             directory_file=config.get("DIRECTORY_FILE", "flows/directory.csv"),
+            delivery_file=config.get("DELIVERY_FILE", ""),
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
             speech_threads=int(config.get("SPEECH_THREADS", 1)),

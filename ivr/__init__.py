@@ -38,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(webhooks)
     from ivr.console import bp as console_bp
     app.register_blueprint(console_bp)
+    from ivr.api import delivery as _delivery_routes  # noqa: F401  (registers its routes)
     from ivr.api.routes import bp as api_bp
     auth.csrf.exempt(api_bp)  # cookie requests send X-CSRFToken instead; bearer ones need none
     app.register_blueprint(api_bp)
@@ -63,12 +64,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _load_callback_rules(app: Flask) -> None:
-    """Priority levels and SLA targets, and the caller directory, read once at start-up."""
+    """Priority levels and SLA targets, the caller directory and the delivery connectors, read
+    once at start-up."""
+    from callbacks.delivery.settings import load_delivery
     from callbacks.directory import load_directory
     from callbacks.priority import load_policy
 
     app.extensions["ivr.priorities"] = load_policy(app.config["PRIORITIES_FILE"])
     app.extensions["ivr.directory"] = load_directory(app.config["DIRECTORY_FILE"])
+    # A broken delivery file (or a connector's secret missing) stops the start here.
+    app.extensions["ivr.delivery"] = load_delivery(app.config["DELIVERY_FILE"])
 
 
 def _warm_flow_cache(app: Flask) -> None:

@@ -148,6 +148,7 @@ def worker(burst: bool, no_preload: bool) -> None:
     if not settings.redis_url:
         raise click.ClickException("set REDIS_URL (or IVR_REDIS_URL) to the Redis to work from")
     runtime.configure(settings)
+    runtime.delivery()  # a broken delivery file stops the worker here, with its problems
     if not no_preload:
         preload_models()
     run_worker(burst=burst)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.calllog import CallStep, normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
+from callbacks.delivery.outbox import record_event
 from callbacks.voicemail import Voicemail
 
 if TYPE_CHECKING:
@@ -163,9 +164,11 @@ def menu_path(session: Session, call_sid: str) -> str:
 
 def add_event(session: Session, ticket: Ticket, kind: str, detail: str = "",
               by: str = "system") -> TicketEvent:
-    """Append to a ticket's history."""
+    """Append to a ticket's history (and, in the same transaction, to the outbox of every
+    connector that delivers this kind of event to the company's ticket system)."""
     event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, by=by, at=utcnow())
     session.add(event)
+    record_event(session, ticket, event)
     return event
 
 

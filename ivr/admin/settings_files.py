@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callbacks.delivery.settings import load_delivery
 from callbacks.directory import DirectoryInvalid, load_directory
 from callbacks.priority import load_policy
 from routing.errors import FlowInvalid
@@ -42,6 +43,10 @@ _FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("DIRECTORY_FILE", "Caller directory",
      "Employees by phone number: name, department, VIP and language.",
      load_directory),
+    ("DELIVERY_FILE", "Delivery to the ticket system",
+     "Connectors (email, signed webhook, Zammad) that receive every ticket event; secrets "
+     "are named environment variables.",
+     load_delivery),
 )
 
 

@@ -1,0 +1,235 @@
+"""The delivery job: one ticket's pending events to one connector, oldest first, one at a time.
+
+`deliver_stream(ticket_id, connector)` holds a lock on the ticket's stream to that connector
+(a PostgreSQL advisory lock, released by the server if the worker dies), so two jobs never
+deliver the same ticket to the same place at once. Then, for the oldest undelivered event:
+
+1. In SQL: count the try, set `next_attempt_at` to when the next try would be due (if this
+   worker dies now, the reconciler starts over from there), and freeze the payload the first
+   time, so every try sends the same document.
+2. Send it (no transaction held open meanwhile).
+3. In SQL: `delivered`, or the error: after a passing failure the job is scheduled again at
+   `next_attempt_at` (rq's scheduler) and stops; a lasting refusal, or the last try, makes the
+   delivery `failed`, which the admin page shows, and the later events wait behind it.
+
+A delivery is therefore sent at least once and recorded once; the receiver recognises a second
+send (a worker killed between sending and recording) by its idempotency key or Message-ID.
+An event is not sent while a transaction that may still add an older event to the same ticket
+is open, so events go out in the order of their ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import literal_column, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import ColumnClause
+
+from callbacks import runtime
+from callbacks.db import insert_ignoring_duplicates, record_after_the_fact, utcnow
+from callbacks.delivery.connectors import (
+    DeliveryRefused,
+    Outgoing,
+    Sent,
+    max_recording_bytes,
+    send,
+)
+from callbacks.delivery.outbox import (
+    Delivery,
+    DeliveryStream,
+    enqueue_delivery,
+    idempotency_key,
+)
+from callbacks.delivery.payloads import TicketEventPayload, build_payload, recording_bytes
+from callbacks.delivery.settings import Connector, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+LOCK_SPACE = 0x1DE1
+"""The first key of the stream locks (pg_advisory_lock(space, stream id))."""
+SETTLE_WAIT_SECONDS = 5.0
+"""How long a job waits for older transactions before it schedules itself a little later."""
+_SETTLED: ColumnClause[int] = literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+@dataclass
+class _Stream:
+    id: int
+    first_event_id: int | None
+    remote_id: str | None
+
+
+@dataclass(frozen=True)
+class _Stop:
+    reason: str
+    at: datetime | None = None
+    settling: bool = False
+
+
+def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
+    """Job: deliver the ticket's pending events to the connector in event order."""
+    settings = runtime.delivery()
+    connector = settings.connector(connector_name)
+    if connector is None or not connector.enabled:
+        log.warning("delivery to '%s' skipped: the connector is off or gone", connector_name)
+        return {"delivered": 0, "stopped": "connector off"}
+    sessions = runtime.sessions()
+    delivered, settle_deadline = 0, time.monotonic() + SETTLE_WAIT_SECONDS
+    with stream_lock(sessions, ticket_id, connector_name) as stream:
+        while True:
+            step = _start_try(sessions, ticket_id, connector, settings.retry, stream)
+            if isinstance(step, _Stop) and step.settling:
+                if time.monotonic() < settle_deadline:
+                    time.sleep(0.02)
+                    continue
+                step = _Stop(step.reason, utcnow() + timedelta(seconds=SETTLE_WAIT_SECONDS))
+            if isinstance(step, _Stop):
+                if step.at is not None:
+                    enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=step.at)
+                return {"delivered": delivered, "stopped": step.reason}
+            delivery_id, outgoing = step
+            try:
+                sent = send(connector, outgoing)
+            except Exception as error:
+                due = _record_failure(sessions, delivery_id, error, settings.retry)
+                if due is not None:
+                    enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=due)
+                return {"delivered": delivered, "stopped": f"failed: {error}"}
+            _record_success(sessions, delivery_id, sent, stream)
+            delivered += 1
+
+
+@contextlib.contextmanager
+def stream_lock(sessions: sessionmaker[Session], ticket_id: int,
+                connector: str) -> Iterator[_Stream]:
+    """The ticket's stream to the connector, locked while the block runs (PostgreSQL; SQLite
+    has one writer and the demo one worker)."""
+    with sessions() as session:
+        session.execute(insert_ignoring_duplicates(
+            session, DeliveryStream.__table__, ["ticket_id", "connector"]).values(
+                ticket_id=ticket_id, connector=connector, created_at=utcnow()))
+        row = session.scalar(select(DeliveryStream).where(
+            DeliveryStream.ticket_id == ticket_id, DeliveryStream.connector == connector))
+        assert row is not None
+        stream = _Stream(row.id, row.first_event_id, row.remote_id)
+        session.commit()
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        yield stream
+        return
+    with engine.connect() as connection:
+        keys = {"space": LOCK_SPACE, "id": stream.id}
+        connection.execute(text("SELECT pg_advisory_lock(:space, :id)"), keys)
+        connection.commit()
+        try:
+            with sessions() as session:  # what the previous holder wrote meanwhile
+                row = session.get(DeliveryStream, stream.id)
+                assert row is not None
+                stream = _Stream(row.id, row.first_event_id, row.remote_id)
+            yield stream
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection has no lock left
+                connection.execute(text("SELECT pg_advisory_unlock(:space, :id)"), keys)
+                connection.commit()
+
+
+def _start_try(sessions: sessionmaker[Session], ticket_id: int, connector: Connector,
+               retry: RetryPolicy, stream: _Stream) -> tuple[int, Outgoing] | _Stop:
+    """Count a try of the oldest undelivered event, or say why nothing is sent now."""
+    with sessions() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        query = select(Delivery, _SETTLED if postgres else literal_column("0")).where(
+            Delivery.ticket_id == ticket_id, Delivery.connector == connector.name,
+            Delivery.status != "delivered").order_by(Delivery.event_id).limit(1)
+        found = session.execute(query).first()
+        if found is None:
+            return _Stop("nothing pending")
+        head, settled = found
+        if head.status == "failed":
+            return _Stop(f"waiting behind failed delivery {head.id}")
+        now = utcnow()
+        if head.next_attempt_at > now + timedelta(milliseconds=500):
+            return _Stop("backing off", head.next_attempt_at)
+        if head.write_horizon is not None and settled < head.write_horizon:
+            return _Stop("an older transaction is still open", settling=True)
+        if head.attempts >= retry.max_attempts:
+            head.status = "failed"
+            head.last_error = f"{head.last_error or 'no answer'} (gave up after " \
+                              f"{head.attempts} tries)"
+            session.commit()
+            log.error("delivery %s to '%s' failed for good after %s tries", head.id,
+                      connector.name, head.attempts)
+            return _Stop(f"delivery {head.id} failed")
+        head.attempts += 1
+        head.next_attempt_at = now + timedelta(seconds=retry.backoff_seconds(head.attempts))
+        if stream.first_event_id is None:
+            stream.first_event_id = head.event_id
+            session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id)
+                            .values(first_event_id=head.event_id))
+        if head.payload is None:
+            head.payload = build_payload(
+                session, key=head.idempotency_key, connector=connector.name,
+                event_id=head.event_id, max_recording_bytes=max_recording_bytes(connector),
+                public_base_url=runtime.settings().public_base_url).to_json()
+        payload = TicketEventPayload.from_json(head.payload)
+        recording = (recording_bytes(session, payload.ticket.number)
+                     if payload.recording.included else None)
+        outgoing = Outgoing(
+            key=head.idempotency_key, payload=payload, body=head.payload,
+            attempt=head.attempts, recording=recording, remote_id=stream.remote_id,
+            thread_key=idempotency_key(payload.ticket.number, stream.first_event_id,
+                                       connector.name))
+        delivery_id = head.id
+        session.commit()
+    return delivery_id, outgoing
+
+
+def _record_success(sessions: sessionmaker[Session], delivery_id: int, sent: Sent,
+                    stream: _Stream) -> None:
+    """Write down a delivery the receiver has (on a fresh connection if PostgreSQL drops one:
+    a delivery that is not written down is sent again)."""
+    def write(session: Session) -> None:
+        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
+            status="delivered", delivered_at=utcnow(), updated_at=utcnow(),
+            remote_ref=sent.remote_ref[:255], last_error=None))
+        if sent.remote_id and stream.remote_id != sent.remote_id:
+            session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id).values(
+                remote_id=sent.remote_id, remote_number=sent.remote_number))
+
+    record_after_the_fact(sessions, write)
+    if sent.remote_id:
+        stream.remote_id = sent.remote_id
+
+
+def _record_failure(sessions: sessionmaker[Session], delivery_id: int, error: Exception,
+                    retry: RetryPolicy) -> datetime | None:
+    """Write down a failed try; when the next one is due (None: the delivery failed)."""
+    lasting = isinstance(error, DeliveryRefused)
+    reason = str(error) or type(error).__name__
+    due: list[datetime | None] = [None]
+
+    def write(session: Session) -> None:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None
+        row.last_error = reason[:2000]
+        row.updated_at = utcnow()
+        if lasting or row.attempts >= retry.max_attempts:
+            row.status = "failed"
+        else:
+            due[0] = row.next_attempt_at
+
+    record_after_the_fact(sessions, write)
+    if due[0] is None:
+        log.error("delivery %s failed for good: %s", delivery_id, reason)
+    else:
+        log.warning("delivery %s failed, next try at %s: %s", delivery_id,
+                    f"{due[0]:%H:%M:%S}", reason)
+    return due[0]

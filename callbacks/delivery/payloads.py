@@ -1,0 +1,160 @@
+"""What a ticket event looks like to the outside: one document, the same for every connector.
+
+The webhook sends it as its JSON body, the email carries it as `ticket.json` next to the text,
+and the Zammad connector writes its fields into the ticket and its articles. It is built once,
+at a delivery's first try, and kept with the delivery: every later try sends the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from callbacks import runtime
+from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.voicemail import VoicemailAudio
+from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
+
+SCHEMA = "helpdesk-ivr.ticket-event/1"
+RECORDING_KINDS = ("transcribed", "transcription_no_speech", "transcription_bad_audio",
+                   "transcription_no_model", "transcription_failed", "caller_message")
+"""Events whose message carries the recording (by then the worker has stored it)."""
+
+
+class EventPart(BaseModel):
+    """The ticket event being delivered."""
+
+    id: int = Field(description="Increases with every event of a ticket: apply in this order")
+    kind: str = Field(description="created, transcribed, status, assigned, note, reply, ...")
+    detail: str = Field(description="What happened, as the ticket's history says it")
+    by: str = Field(description="Who did it: an agent's user name, 'system', or a connector")
+    at: datetime
+
+
+class TicketPart(BaseModel):
+    """The ticket as it stood when the delivery was first tried."""
+
+    number: str = Field(description="The number callers hear, e.g. 10042")
+    status: str
+    caller: str = Field(description="The caller's number in E.164")
+    caller_name: str = Field(description="From the caller directory; empty when unknown")
+    department: str
+    category: str
+    priority: str = Field(description="P1 (most urgent) to P4")
+    language: str
+    transcription: str = Field(description="pending, done, no_speech, bad_audio, no_model, "
+                                           "failed, or none (no recording)")
+    transcript: str
+    menu_path: str = Field(description="The menu nodes the call passed through")
+    due_at: datetime | None = Field(description="The SLA due time, when there is one")
+    created_at: datetime
+    console_url: str = Field(description="The ticket in the agents' console")
+
+
+class RecordingPart(BaseModel):
+    """The voicemail recording: whether it is kept, its size, and whether it travels along."""
+
+    available: bool
+    bytes: int | None
+    included: bool = Field(description="Attached to this message (email, Zammad)")
+    note: str = Field(description="Why it is not included, when it is not")
+
+
+class TicketEventPayload(BaseModel):
+    """The body of a delivery: the event, the ticket, and the recording's status."""
+
+    schema_: str = Field(alias="schema", description=f"Always '{SCHEMA}'")
+    idempotency_key: str = Field(description="The same on every try of this event to this "
+                                             "receiver; also the Idempotency-Key header")
+    connector: str
+    event: EventPart
+    ticket: TicketPart
+    recording: RecordingPart
+
+    model_config = {"populate_by_name": True}
+
+    def to_json(self) -> str:
+        """The canonical JSON text (the bytes that are signed and sent)."""
+        return json.dumps(self.model_dump(mode="json", by_alias=True), ensure_ascii=False,
+                          sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> TicketEventPayload:
+        """A payload kept with a delivery."""
+        return cls.model_validate_json(text)
+
+
+def build_payload(session: Session, *, key: str, connector: str, event_id: int,
+                  max_recording_bytes: int | None, public_base_url: str) -> TicketEventPayload:
+    """The document for one event to one connector, from SQL as it stands now."""
+    ticket_event = session.get(TicketEvent, event_id)
+    assert ticket_event is not None
+    ticket = session.get(Ticket, ticket_event.ticket_id)
+    assert ticket is not None
+    employee = _directory_entry(ticket.caller)
+    console_url = f"{public_base_url.rstrip('/')}/console/tickets/{ticket.number}"
+    return TicketEventPayload(
+        schema=SCHEMA, idempotency_key=key, connector=connector,
+        event=EventPart(id=ticket_event.id, kind=ticket_event.kind, detail=ticket_event.detail,
+                        by=ticket_event.by, at=ticket_event.at),
+        ticket=TicketPart(
+            number=ticket.number, status=ticket.status, caller=ticket.caller,
+            caller_name=employee[0], department=employee[1], category=ticket.category,
+            priority=ticket.priority, language=ticket.language,
+            transcription=ticket.transcription, transcript=ticket.transcript,
+            menu_path=ticket.menu_path, due_at=_due_at(session, ticket),
+            created_at=ticket.created_at, console_url=console_url),
+        recording=_recording(session, ticket, ticket_event.kind, max_recording_bytes))
+
+
+def recording_bytes(session: Session, ticket_number: str) -> bytes | None:
+    """The kept recording of a ticket (what `recording.included` promises)."""
+    ticket = session.scalar(select(Ticket).where(Ticket.id == int(ticket_number) - 10000))
+    if ticket is None or ticket.voicemail_id is None:
+        return None
+    audio = session.get(VoicemailAudio, ticket.voicemail_id)
+    return audio.data if audio is not None else None
+
+
+def _directory_entry(caller: str) -> tuple[str, str]:
+    try:
+        employee = runtime.directory().lookup(caller)
+    except runtime.NotConfigured:
+        return "", ""
+    return (employee.name, employee.department) if employee else ("", "")
+
+
+def _due_at(session: Session, ticket: Ticket) -> datetime | None:
+    """The ticket's own SLA due time where it has one, else its open callback's."""
+    own = getattr(ticket, "due_at", None)
+    if isinstance(own, datetime):
+        return own
+    return session.scalar(select(func.min(CallbackRequest.due_at)).where(
+        CallbackRequest.ticket_id == ticket.id, CallbackRequest.status.in_(OPEN_STATUSES)))
+
+
+def _recording(session: Session, ticket: Ticket, kind: str,
+               max_bytes: int | None) -> RecordingPart:
+    size = None
+    if ticket.voicemail_id is not None:
+        size = session.scalar(select(func.length(VoicemailAudio.data)).where(
+            VoicemailAudio.voicemail_id == ticket.voicemail_id))
+    if size is None:
+        return RecordingPart(available=False, bytes=None, included=False,
+                             note="no recording is kept for this ticket")
+    if max_bytes is None or kind not in RECORDING_KINDS:
+        return RecordingPart(available=True, bytes=size, included=False,
+                             note="listen in the console")
+    if size > max_bytes:
+        return RecordingPart(available=True, bytes=size, included=False,
+                             note=f"the recording ({_kib(size)}) is larger than the "
+                                  f"{_kib(max_bytes)} limit; listen in the console")
+    return RecordingPart(available=True, bytes=size, included=True, note="")
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:.0f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
