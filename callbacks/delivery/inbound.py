@@ -102,6 +102,7 @@ class InboundResult:
 def read_report(session: Session, connector: Connector, body: bytes,
                 headers: Mapping[str, str]) -> StatusReport:
     """Check the request's signature and read the status change it reports."""
+    headers = _Headers(headers)
     if connector.zammad is not None:
         check_zammad_signature(connector.zammad.webhook_secret, body,
                                headers.get(ZAMMAD_SIGNATURE_HEADER))
@@ -216,6 +217,16 @@ def _webhook_report(data: dict[str, Any], headers: Mapping[str, str]) -> StatusR
     note = data.get("note")
     return StatusReport(key, ticket_id_from_number(number), status, status,
                         str(note)[:MAX_NOTE] if isinstance(note, str) else "")
+
+
+class _Headers(dict[str, str]):
+    """Request headers looked up regardless of case."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__((name.lower(), value) for name, value in headers.items())
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
 
 
 def _json(body: bytes) -> dict[str, Any]:

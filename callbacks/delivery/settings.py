@@ -291,7 +291,7 @@ class _DeliveryReader(LocatedReader):
         sender = self.address(path, spec, "from")
         recipients = self.addresses(path, spec.get("to"))
         domain = self.text(path, spec, "message_id_domain") or (
-            sender.rpartition("@")[2] if "@" in sender else "helpdesk.invalid")
+            parseaddr(sender)[1].rpartition("@")[2] if "@" in sender else "helpdesk.invalid")
         kilobytes = self.whole((*path, "max_attachment_kb"), spec.get("max_attachment_kb", 10240),
                                0, 50 * 1024)
         timeout = self.whole((*path, "timeout_seconds"), spec.get("timeout_seconds", 30), 1, 600)
