@@ -137,7 +137,7 @@ def record_event(session: Session, ticket: Ticket, ticket_event: TicketEvent) ->
     if not targets:
         return []
     if ticket_event.id is None:
-        session.flush([ticket_event])
+        session.flush()
     moment = ticket_event.at or utcnow()
     horizon = HORIZON if session.get_bind().dialect.name == "postgresql" else None
     rows = [Delivery(ticket_id=ticket.id, event_id=ticket_event.id, connector=connector.name,
