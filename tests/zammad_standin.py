@@ -256,14 +256,21 @@ class ZammadStandin:
         """The articles of a ticket, in the order they were made."""
         return [a for a in self.state.articles.values() if a["ticket_id"] == ticket_id]
 
-    def webhook(self, url: str, secret: str, ticket_id: int, state: str,
-                delivery: str | None = None, signature: str | None = None) -> requests.Response:
-        """POST a state change to `url` as Zammad's webhook does (default payload, signed)."""
+    def webhook_request(self, secret: str, ticket_id: int, state: str,
+                        delivery: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of Zammad's webhook for a state change (default payload,
+        signed with HMAC-SHA1 in X-Hub-Signature)."""
         ticket = {**self.state.tickets[ticket_id], "state": state,
                   "updated_at": "2026-12-03T10:00:00.000Z"}
         body = json.dumps({"ticket": ticket, "article": {}}).encode()
         digest = "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-        headers = {"Content-Type": "application/json", "User-Agent": "Zammad User Agent",
-                   "X-Zammad-Trigger": "phone line", "X-Zammad-Delivery":
-                   delivery or uuid.uuid4().hex, "X-Hub-Signature": signature or digest}
+        return body, {"Content-Type": "application/json", "User-Agent": "Zammad User Agent",
+                      "X-Zammad-Trigger": "phone line",
+                      "X-Zammad-Delivery": delivery or uuid.uuid4().hex,
+                      "X-Hub-Signature": digest}
+
+    def webhook(self, url: str, secret: str, ticket_id: int, state: str,
+                delivery: str | None = None) -> requests.Response:
+        """POST a state change to `url` as Zammad's webhook does."""
+        body, headers = self.webhook_request(secret, ticket_id, state, delivery)
         return requests.post(url, data=body, headers=headers, timeout=10)

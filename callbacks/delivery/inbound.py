@@ -138,17 +138,15 @@ def apply_report(session: Session, connector: Connector, report: StatusReport) -
     if report.status is None:
         return InboundResult("ignored", f"state '{report.remote_state}' is not mapped to a "
                                         "ticket status", ticket.number)
-    written = session.execute(insert_ignoring_duplicates(
+    change_id = session.scalar(insert_ignoring_duplicates(
         session, InboundChange.__table__, ["connector", "delivery_id"]).values(
             connector=connector.name, delivery_id=report.delivery_id[:128],
             ticket_id=ticket.id, remote_state=report.remote_state[:64], status=report.status,
-            outcome="applied", detail="", received_at=utcnow()))
-    if not getattr(written, "rowcount", 0):
+            outcome="applied", detail="", received_at=utcnow()).returning(InboundChange.id))
+    if change_id is None:
         session.rollback()
         return InboundResult("duplicate", "this report was received before", ticket.number)
-    change = session.scalar(select(InboundChange).where(
-        InboundChange.connector == connector.name,
-        InboundChange.delivery_id == report.delivery_id[:128]))
+    change = session.get(InboundChange, change_id)
     assert change is not None
     if ticket.status == report.status:
         change.outcome = "unchanged"
