@@ -113,14 +113,17 @@ def stream_lock(sessions: sessionmaker[Session], ticket_id: int,
     """The ticket's stream to the connector, locked while the block runs (PostgreSQL; SQLite
     has one writer and the demo one worker)."""
     with sessions() as session:
-        session.execute(insert_ignoring_duplicates(
-            session, DeliveryStream.__table__, ["ticket_id", "connector"]).values(
-                ticket_id=ticket_id, connector=connector, created_at=utcnow()))
-        row = session.scalar(select(DeliveryStream).where(
-            DeliveryStream.ticket_id == ticket_id, DeliveryStream.connector == connector))
+        query = select(DeliveryStream).where(DeliveryStream.ticket_id == ticket_id,
+                                             DeliveryStream.connector == connector)
+        row = session.scalar(query)
+        if row is None:
+            session.execute(insert_ignoring_duplicates(
+                session, DeliveryStream.__table__, ["ticket_id", "connector"]).values(
+                    ticket_id=ticket_id, connector=connector, created_at=utcnow()))
+            row = session.scalar(query)
+            session.commit()
         assert row is not None
         stream = _Stream(row.id, row.first_event_id, row.remote_id)
-        session.commit()
     engine = sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
         yield stream
@@ -168,6 +171,7 @@ def _start_try(sessions: sessionmaker[Session], ticket_id: int, connector: Conne
             log.error("delivery %s to '%s' failed for good after %s tries", head.id,
                       connector.name, head.attempts)
             return _Stop(f"delivery {head.id} failed")
+        _lazy_commit(session)
         head.attempts += 1
         head.next_attempt_at = now + timedelta(seconds=retry.backoff_seconds(head.attempts))
         if stream.first_event_id is None:
@@ -197,6 +201,7 @@ def _record_success(sessions: sessionmaker[Session], delivery_id: int, sent: Sen
     """Write down a delivery the receiver has (on a fresh connection if PostgreSQL drops one:
     a delivery that is not written down is sent again)."""
     def write(session: Session) -> None:
+        _lazy_commit(session)
         session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
             status="delivered", delivered_at=utcnow(), updated_at=utcnow(),
             remote_ref=sent.remote_ref[:255], last_error=None))
@@ -207,6 +212,18 @@ def _record_success(sessions: sessionmaker[Session], delivery_id: int, sent: Sen
     record_after_the_fact(sessions, write)
     if sent.remote_id:
         stream.remote_id = sent.remote_id
+
+
+def _lazy_commit(session: Session) -> None:
+    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
+
+    Only the bookkeeping of a try is written so: if the database server itself crashes within
+    a fraction of a second after such a commit, the delivery is pending again and is sent once
+    more under the same idempotency key, which the receiver recognises. A worker that dies
+    loses nothing (the commit reached the server). Saves a disk flush per step.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def _record_failure(sessions: sessionmaker[Session], delivery_id: int, error: Exception,
