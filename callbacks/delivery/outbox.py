@@ -42,7 +42,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from callbacks import runtime
 from callbacks.db import Base, UTCDateTime, utcnow
 from callbacks.delivery.settings import NO_DELIVERY, DeliverySettings
 
@@ -123,6 +122,8 @@ def origin(connector: str) -> str:
 
 def delivery_settings() -> DeliverySettings:
     """The connectors of this process (none where the jobs' runtime is not configured)."""
+    from callbacks import runtime  # here: runtime's settings import the ticket desk
+
     try:
         return runtime.delivery()
     except runtime.NotConfigured:
@@ -159,6 +160,8 @@ def _queue_after_commit(session: Session) -> None:
     streams = session.info.pop(_STREAMS_KEY, None)
     if not streams:
         return
+    from callbacks import runtime
+
     try:
         connection = runtime.redis()
         for ticket_id, connector in sorted(streams):

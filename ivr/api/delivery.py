@@ -20,7 +20,7 @@ from callbacks.delivery.overview import (
     retry_failed,
 )
 from ivr.api.core import ADMIN, PUBLIC, ApiProblem, Reply, api_route, reply
-from ivr.api.models import Problem
+from ivr.api.models import MAX_ID, Problem
 from ivr.db import get_session
 
 MAX_INBOUND_BYTES = 1024 * 1024
@@ -114,6 +114,8 @@ def get_connectors() -> Response:
                       400: Reply("The delivery has not failed", Problem)})
 def post_retry_delivery(delivery_id: int) -> Response:
     """Try a failed delivery again from its first try (admins only)."""
+    if not 0 < delivery_id <= MAX_ID:
+        raise ApiProblem(404, "not_found", f"no delivery {delivery_id}")
     session = get_session()
     try:
         row = retry_delivery(session, delivery_id)

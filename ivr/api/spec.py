@@ -21,6 +21,11 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "string": {"type": "string", "pattern": "^[0-9]{5,10}$", "examples": ["10042"]},
 }
 """Path parameter schemas by Flask converter (strings are ticket numbers here)."""
+NAMED_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$",
+             "examples": ["servicedesk-mail"]},
+}
+"""Path parameters whose name decides their schema (a delivery connector's name)."""
 
 
 def openapi_document(routes: list[ApiRoute], cookie_name: str = "session") -> str:
@@ -118,7 +123,8 @@ def _operation(route: ApiRoute, refs: dict[Any, Any]) -> dict[str, Any]:
         "security": [] if route.access == PUBLIC else SIGNED_IN,
     }
     parameters = [{"name": name, "in": "path", "required": True,
-                   "schema": PATH_SCHEMAS[converter]} for name, converter in route.path_params]
+                   "schema": NAMED_PATH_SCHEMAS.get(name, PATH_SCHEMAS[converter])}
+                  for name, converter in route.path_params]
     if route.query is not None:
         query = route.query.model_json_schema()
         for name, schema in query.get("properties", {}).items():
