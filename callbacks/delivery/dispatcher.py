@@ -8,9 +8,10 @@ deliver the same ticket to the same place at once. Then, for the oldest undelive
    worker dies now, the reconciler starts over from there), and freeze the payload the first
    time, so every try sends the same document.
 2. Send it (no transaction held open meanwhile).
-3. In SQL: `delivered`, or the error: after a passing failure the job is scheduled again at
-   `next_attempt_at` (rq's scheduler) and stops; a lasting refusal, or the last try, makes the
-   delivery `failed`, which the admin page shows, and the later events wait behind it.
+3. In SQL: `delivered` (in the transaction that also starts the next event's try), or the
+   error: after a passing failure the job is scheduled again at `next_attempt_at` (rq's
+   scheduler) and stops; a lasting refusal, or the last try, makes the delivery `failed`,
+   which the admin page shows, and the later events wait behind it.
 
 A delivery is therefore sent at least once and recorded once; the receiver recognises a second
 send (a worker killed between sending and recording) by its idempotency key or Message-ID.
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
 from callbacks import runtime
-from callbacks.db import insert_ignoring_duplicates, record_after_the_fact, utcnow
+from callbacks.db import insert_ignoring_duplicates, utcnow
 from callbacks.delivery.connectors import (
     DeliveryRefused,
     Outgoing,
@@ -52,8 +53,6 @@ from callbacks.delivery.settings import Connector, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-LOCK_SPACE = 0x1DE1
-"""The first key of the stream locks (pg_advisory_lock(space, stream id))."""
 SETTLE_WAIT_SECONDS = 5.0
 """How long a job waits for older transactions before it schedules itself a little later."""
 _SETTLED: ColumnClause[int] = literal_column(
@@ -81,11 +80,14 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
     if connector is None or not connector.enabled:
         log.warning("delivery to '%s' skipped: the connector is off or gone", connector_name)
         return {"delivered": 0, "stopped": "connector off"}
-    sessions = runtime.sessions()
     delivered, settle_deadline = 0, time.monotonic() + SETTLE_WAIT_SECONDS
-    with stream_lock(sessions, ticket_id, connector_name) as stream:
+    done: tuple[int, Sent] | None = None
+    with stream_lock(runtime.sessions(), ticket_id, connector_name) as (session, stream):
         while True:
-            step = _start_try(sessions, ticket_id, connector, settings.retry, stream)
+            # What was just sent is written down in the transaction that starts the next try.
+            step = _next_try(session, ticket_id, connector, settings.retry, stream, done)
+            if done is not None:
+                delivered, done = delivered + 1, None
             if isinstance(step, _Stop) and step.settling:
                 if time.monotonic() < settle_deadline:
                     time.sleep(0.02)
@@ -99,154 +101,155 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
             try:
                 sent = send(connector, outgoing)
             except Exception as error:
-                due = _record_failure(sessions, delivery_id, error, settings.retry)
+                due = _record_failure(session, delivery_id, error, settings.retry)
                 if due is not None:
                     enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=due)
                 return {"delivered": delivered, "stopped": f"failed: {error}"}
-            _record_success(sessions, delivery_id, sent, stream)
-            delivered += 1
+            done = (delivery_id, sent)
 
 
 @contextlib.contextmanager
 def stream_lock(sessions: sessionmaker[Session], ticket_id: int,
-                connector: str) -> Iterator[_Stream]:
-    """The ticket's stream to the connector, locked while the block runs (PostgreSQL; SQLite
-    has one writer and the demo one worker)."""
-    with sessions() as session:
-        query = select(DeliveryStream).where(DeliveryStream.ticket_id == ticket_id,
-                                             DeliveryStream.connector == connector)
-        row = session.scalar(query)
-        if row is None:
-            session.execute(insert_ignoring_duplicates(
-                session, DeliveryStream.__table__, ["ticket_id", "connector"]).values(
-                    ticket_id=ticket_id, connector=connector, created_at=utcnow()))
-            row = session.scalar(query)
-            session.commit()
-        assert row is not None
-        stream = _Stream(row.id, row.first_event_id, row.remote_id)
+                connector: str) -> Iterator[tuple[Session, _Stream]]:
+    """A session on one connection that holds the lock of the ticket's stream to the
+    connector while the block runs (PostgreSQL: an advisory lock on the connector's name and
+    the ticket, released by the server if the worker dies; SQLite has one writer and the demo
+    one worker). If that connection breaks, the lock is gone: the job fails, and the
+    reconciler queues it again.
+
+    Its commits do not wait for PostgreSQL's disk flush: they write down only the bookkeeping
+    of tries. If the database server itself crashed within a fraction of a second after one,
+    the delivery is pending again and goes once more under the same idempotency key, which
+    the receiver recognises; a worker that dies loses nothing (the commit reached the server).
+    """
     engine = sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
-        yield stream
+        with sessions() as session:
+            yield session, _load_stream(session, ticket_id, connector)
         return
+    keys = {"connector": connector, "ticket": ticket_id}
     with engine.connect() as connection:
-        keys = {"space": LOCK_SPACE, "id": stream.id}
-        connection.execute(text("SELECT pg_advisory_lock(:space, :id)"), keys)
+        connection.execute(text("SELECT pg_advisory_lock(hashtext(:connector), :ticket)"), keys)
+        connection.execute(text("SET synchronous_commit = off"))
         connection.commit()
         try:
-            with sessions() as session:  # what the previous holder wrote meanwhile
-                row = session.get(DeliveryStream, stream.id)
-                assert row is not None
-                stream = _Stream(row.id, row.first_event_id, row.remote_id)
-            yield stream
+            with Session(bind=connection, expire_on_commit=False) as session:
+                yield session, _load_stream(session, ticket_id, connector)
         finally:
             with contextlib.suppress(Exception):  # a broken connection has no lock left
-                connection.execute(text("SELECT pg_advisory_unlock(:space, :id)"), keys)
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:connector), "
+                                        ":ticket)"), keys)
+                connection.execute(text("RESET synchronous_commit"))
                 connection.commit()
 
 
-def _start_try(sessions: sessionmaker[Session], ticket_id: int, connector: Connector,
-               retry: RetryPolicy, stream: _Stream) -> tuple[int, Outgoing] | _Stop:
-    """Count a try of the oldest undelivered event, or say why nothing is sent now."""
-    with sessions() as session:
-        postgres = session.get_bind().dialect.name == "postgresql"
-        query = select(Delivery, _SETTLED if postgres else literal_column("0")).where(
-            Delivery.ticket_id == ticket_id, Delivery.connector == connector.name,
-            Delivery.status != "delivered").order_by(Delivery.event_id).limit(1)
-        found = session.execute(query).first()
-        if found is None:
-            return _Stop("nothing pending")
-        head, settled = found
-        if head.status == "failed":
-            return _Stop(f"waiting behind failed delivery {head.id}")
-        now = utcnow()
-        if head.next_attempt_at > now + timedelta(milliseconds=500):
-            return _Stop("backing off", head.next_attempt_at)
-        if head.write_horizon is not None and settled < head.write_horizon:
-            return _Stop("an older transaction is still open", settling=True)
-        if head.attempts >= retry.max_attempts:
-            head.status = "failed"
-            head.last_error = f"{head.last_error or 'no answer'} (gave up after " \
-                              f"{head.attempts} tries)"
-            session.commit()
-            log.error("delivery %s to '%s' failed for good after %s tries", head.id,
-                      connector.name, head.attempts)
-            return _Stop(f"delivery {head.id} failed")
-        _lazy_commit(session)
-        head.attempts += 1
-        head.next_attempt_at = now + timedelta(seconds=retry.backoff_seconds(head.attempts))
-        if stream.first_event_id is None:
-            stream.first_event_id = head.event_id
-            session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id)
-                            .values(first_event_id=head.event_id))
-        if head.payload is None:
-            head.payload = build_payload(
-                session, key=head.idempotency_key, connector=connector.name,
-                event_id=head.event_id, max_recording_bytes=max_recording_bytes(connector),
-                public_base_url=runtime.settings().public_base_url).to_json()
-        payload = TicketEventPayload.from_json(head.payload)
-        recording = (recording_bytes(session, payload.ticket.number)
-                     if payload.recording.included else None)
-        outgoing = Outgoing(
-            key=head.idempotency_key, payload=payload, body=head.payload,
-            attempt=head.attempts, recording=recording, remote_id=stream.remote_id,
-            thread_key=idempotency_key(payload.ticket.number, stream.first_event_id,
-                                       connector.name))
-        delivery_id = head.id
+def _load_stream(session: Session, ticket_id: int, connector: str) -> _Stream:
+    """The stream's row as it stands (made on its first delivery)."""
+    query = select(DeliveryStream).where(DeliveryStream.ticket_id == ticket_id,
+                                         DeliveryStream.connector == connector)
+    row = session.scalar(query)
+    if row is None:
+        session.execute(insert_ignoring_duplicates(
+            session, DeliveryStream.__table__, ["ticket_id", "connector"]).values(
+                ticket_id=ticket_id, connector=connector, created_at=utcnow()))
+        row = session.scalar(query)
         session.commit()
+    assert row is not None
+    return _Stream(row.id, row.first_event_id, row.remote_id)
+
+
+def _next_try(session: Session, ticket_id: int, connector: Connector, retry: RetryPolicy,
+              stream: _Stream, done: tuple[int, Sent] | None) -> tuple[int, Outgoing] | _Stop:
+    """Write down the delivery just made (if any), then count a try of the oldest undelivered
+    event, or say why nothing is sent now; commits."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if done is not None:
+        _mark_delivered(session, *done, stream)
+    query = select(Delivery, _SETTLED if postgres else literal_column("0")).where(
+        Delivery.ticket_id == ticket_id, Delivery.connector == connector.name,
+        Delivery.status != "delivered").order_by(Delivery.event_id).limit(1)
+    found = session.execute(query).first()
+    stop = _why_not(found, retry, connector.name)
+    if stop is not None:
+        session.commit()
+        return stop
+    assert found is not None
+    head = found[0]
+    now = utcnow()
+    head.attempts += 1
+    head.next_attempt_at = now + timedelta(seconds=retry.backoff_seconds(head.attempts))
+    first_event_id = stream.first_event_id or head.event_id
+    if stream.first_event_id is None:
+        session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id)
+                        .values(first_event_id=head.event_id))
+    if head.payload is None:
+        head.payload = build_payload(
+            session, key=head.idempotency_key, connector=connector.name,
+            event_id=head.event_id, max_recording_bytes=max_recording_bytes(connector),
+            public_base_url=runtime.settings().public_base_url).to_json()
+    payload = TicketEventPayload.from_json(head.payload)
+    recording = (recording_bytes(session, payload.ticket.number)
+                 if payload.recording.included else None)
+    outgoing = Outgoing(
+        key=head.idempotency_key, payload=payload, body=head.payload, attempt=head.attempts,
+        recording=recording, remote_id=stream.remote_id,
+        thread_key=idempotency_key(payload.ticket.number, first_event_id, connector.name))
+    delivery_id = head.id
+    session.commit()
+    stream.first_event_id = first_event_id
     return delivery_id, outgoing
 
 
-def _record_success(sessions: sessionmaker[Session], delivery_id: int, sent: Sent,
-                    stream: _Stream) -> None:
-    """Write down a delivery the receiver has (on a fresh connection if PostgreSQL drops one:
-    a delivery that is not written down is sent again)."""
-    def write(session: Session) -> None:
-        _lazy_commit(session)
-        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-            status="delivered", delivered_at=utcnow(), updated_at=utcnow(),
-            remote_ref=sent.remote_ref[:255], last_error=None))
-        if sent.remote_id and stream.remote_id != sent.remote_id:
-            session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id).values(
-                remote_id=sent.remote_id, remote_number=sent.remote_number))
+def _why_not(found: Any, retry: RetryPolicy, connector: str) -> _Stop | None:
+    """Why the oldest undelivered event is not to be sent now (None: it is)."""
+    if found is None:
+        return _Stop("nothing pending")
+    head, settled = found
+    if head.status == "failed":
+        return _Stop(f"waiting behind failed delivery {head.id}")
+    if head.next_attempt_at > utcnow() + timedelta(milliseconds=500):
+        return _Stop("backing off", head.next_attempt_at)
+    if head.write_horizon is not None and settled < head.write_horizon:
+        return _Stop("an older transaction is still open", settling=True)
+    if head.attempts >= retry.max_attempts:  # tries cut short by dying workers count too
+        head.status = "failed"
+        head.last_error = f"{head.last_error or 'no answer'} (gave up after " \
+                          f"{head.attempts} tries)"
+        log.error("delivery %s to '%s' failed for good after %s tries", head.id, connector,
+                  head.attempts)
+        return _Stop(f"delivery {head.id} failed")
+    return None
 
-    record_after_the_fact(sessions, write)
-    if sent.remote_id:
+
+def _mark_delivered(session: Session, delivery_id: int, sent: Sent, stream: _Stream) -> None:
+    session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
+        status="delivered", delivered_at=utcnow(), updated_at=utcnow(),
+        remote_ref=sent.remote_ref[:255], last_error=None))
+    if sent.remote_id and stream.remote_id != sent.remote_id:
+        session.execute(update(DeliveryStream).where(DeliveryStream.id == stream.id).values(
+            remote_id=sent.remote_id, remote_number=sent.remote_number))
         stream.remote_id = sent.remote_id
 
 
-def _lazy_commit(session: Session) -> None:
-    """Let this transaction's commit return before PostgreSQL has flushed it to disk.
-
-    Only the bookkeeping of a try is written so: if the database server itself crashes within
-    a fraction of a second after such a commit, the delivery is pending again and is sent once
-    more under the same idempotency key, which the receiver recognises. A worker that dies
-    loses nothing (the commit reached the server). Saves a disk flush per step.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit = off"))
-
-
-def _record_failure(sessions: sessionmaker[Session], delivery_id: int, error: Exception,
+def _record_failure(session: Session, delivery_id: int, error: Exception,
                     retry: RetryPolicy) -> datetime | None:
     """Write down a failed try; when the next one is due (None: the delivery failed)."""
-    lasting = isinstance(error, DeliveryRefused)
     reason = str(error) or type(error).__name__
-    due: list[datetime | None] = [None]
-
-    def write(session: Session) -> None:
-        row = session.get(Delivery, delivery_id)
-        assert row is not None
-        row.last_error = reason[:2000]
-        row.updated_at = utcnow()
-        if lasting or row.attempts >= retry.max_attempts:
-            row.status = "failed"
-        else:
-            due[0] = row.next_attempt_at
-
-    record_after_the_fact(sessions, write)
-    if due[0] is None:
+    session.rollback()
+    row = session.get(Delivery, delivery_id)
+    assert row is not None
+    row.last_error = reason[:2000]
+    row.updated_at = utcnow()
+    due = None
+    if isinstance(error, DeliveryRefused) or row.attempts >= retry.max_attempts:
+        row.status = "failed"
+    else:
+        due = row.next_attempt_at
+    session.commit()
+    if due is None:
         log.error("delivery %s failed for good: %s", delivery_id, reason)
     else:
-        log.warning("delivery %s failed, next try at %s: %s", delivery_id,
-                    f"{due[0]:%H:%M:%S}", reason)
-    return due[0]
+        log.warning("delivery %s failed, next try at %s: %s", delivery_id, f"{due:%H:%M:%S}",
+                    reason)
+    return due

@@ -8,14 +8,14 @@ at a delivery's first try, and kept with the delivery: every later try sends the
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.tickets.ticket import Ticket, TicketEvent
+from callbacks.tickets.ticket import Ticket, TicketEvent, ticket_id_from_number
 from callbacks.voicemail import VoicemailAudio
 from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 
@@ -91,10 +91,15 @@ class TicketEventPayload(BaseModel):
 def build_payload(session: Session, *, key: str, connector: str, event_id: int,
                   max_recording_bytes: int | None, public_base_url: str) -> TicketEventPayload:
     """The document for one event to one connector, from SQL as it stands now."""
-    ticket_event = session.get(TicketEvent, event_id)
-    assert ticket_event is not None
-    ticket = session.get(Ticket, ticket_event.ticket_id)
-    assert ticket is not None
+    # One round trip: the event, its ticket, the open callback's due time, the audio's size.
+    due = select(func.min(CallbackRequest.due_at)).where(
+        CallbackRequest.ticket_id == Ticket.id,
+        CallbackRequest.status.in_(OPEN_STATUSES)).scalar_subquery()
+    size = select(func.length(VoicemailAudio.data)).where(
+        VoicemailAudio.voicemail_id == Ticket.voicemail_id).scalar_subquery()
+    ticket_event, ticket, callback_due, audio_size = session.execute(
+        select(TicketEvent, Ticket, due, size).join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .where(TicketEvent.id == event_id)).one()
     employee = _directory_entry(ticket.caller)
     console_url = f"{public_base_url.rstrip('/')}/console/tickets/{ticket.number}"
     return TicketEventPayload(
@@ -106,18 +111,16 @@ def build_payload(session: Session, *, key: str, connector: str, event_id: int,
             caller_name=employee[0], department=employee[1], category=ticket.category,
             priority=ticket.priority, language=ticket.language,
             transcription=ticket.transcription, transcript=ticket.transcript,
-            menu_path=ticket.menu_path, due_at=_due_at(session, ticket),
+            menu_path=ticket.menu_path, due_at=_due_at(ticket, callback_due),
             created_at=ticket.created_at, console_url=console_url),
-        recording=_recording(session, ticket, ticket_event.kind, max_recording_bytes))
+        recording=_recording(audio_size, ticket_event.kind, max_recording_bytes))
 
 
 def recording_bytes(session: Session, ticket_number: str) -> bytes | None:
     """The kept recording of a ticket (what `recording.included` promises)."""
-    ticket = session.scalar(select(Ticket).where(Ticket.id == int(ticket_number) - 10000))
-    if ticket is None or ticket.voicemail_id is None:
-        return None
-    audio = session.get(VoicemailAudio, ticket.voicemail_id)
-    return audio.data if audio is not None else None
+    return session.scalar(select(VoicemailAudio.data).join(
+        Ticket, Ticket.voicemail_id == VoicemailAudio.voicemail_id).where(
+            Ticket.id == ticket_id_from_number(ticket_number)))
 
 
 def _directory_entry(caller: str) -> tuple[str, str]:
@@ -128,21 +131,17 @@ def _directory_entry(caller: str) -> tuple[str, str]:
     return (employee.name, employee.department) if employee else ("", "")
 
 
-def _due_at(session: Session, ticket: Ticket) -> datetime | None:
+def _due_at(ticket: Ticket, callback_due: datetime | None) -> datetime | None:
     """The ticket's own SLA due time where it has one, else its open callback's."""
     own = getattr(ticket, "due_at", None)
     if isinstance(own, datetime):
         return own
-    return session.scalar(select(func.min(CallbackRequest.due_at)).where(
-        CallbackRequest.ticket_id == ticket.id, CallbackRequest.status.in_(OPEN_STATUSES)))
+    if callback_due is not None and callback_due.tzinfo is None:
+        return callback_due.replace(tzinfo=UTC)
+    return callback_due
 
 
-def _recording(session: Session, ticket: Ticket, kind: str,
-               max_bytes: int | None) -> RecordingPart:
-    size = None
-    if ticket.voicemail_id is not None:
-        size = session.scalar(select(func.length(VoicemailAudio.data)).where(
-            VoicemailAudio.voicemail_id == ticket.voicemail_id))
+def _recording(size: int | None, kind: str, max_bytes: int | None) -> RecordingPart:
     if size is None:
         return RecordingPart(available=False, bytes=None, included=False,
                              note="no recording is kept for this ticket")
