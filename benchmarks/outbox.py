@@ -123,9 +123,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         events = min(args.events, len(KINDS) + 1)
         # Throughput: a backlog written first, then drained by workers that start at once.
         write_events(args.tickets, events, start=0)
-        drained_from = time.time()
         start_workers()
-        drain = wait_delivered(since=None, started=drained_from)
+        drain = wait_delivered(since=None)
         # Delay: events written while the (warm) workers deliver.
         time.sleep(1)
         live = measure_live(args.tickets, events)
@@ -174,7 +173,7 @@ def write_events(tickets: int, events: int, start: int) -> float:
     return time.perf_counter() - began
 
 
-def wait_delivered(since: int | None, started: float) -> dict[str, Any]:
+def wait_delivered(since: int | None) -> dict[str, Any]:
     """Wait until every delivery (of events after id `since`) is made; their figures."""
     from callbacks import runtime
     from callbacks.delivery.outbox import Delivery
@@ -196,11 +195,15 @@ def wait_delivered(since: int | None, started: float) -> dict[str, Any]:
         if since is not None:
             query = query.where(Delivery.event_id > since)
         rows = session.execute(query).all()
-    first = min(at for _, at, _ in rows).timestamp() if since is not None else started
     last = max(delivered for delivered, _, _ in rows).timestamp()
     delays = sorted((delivered - at).total_seconds() * 1000 for delivered, at, _ in rows)
-    span = last - first
-    return {"deliveries": len(rows), "seconds": span, "per_second": len(rows) / span,
+    if since is None:  # a backlog: from the first delivery on (not the workers' start-up)
+        span = last - min(delivered for delivered, _, _ in rows).timestamp()
+        count = len(rows) - 1
+    else:
+        span = last - min(at for _, at, _ in rows).timestamp()
+        count = len(rows)
+    return {"deliveries": len(rows), "seconds": span, "per_second": count / span,
             "p50_ms": statistics.median(delays), "p99_ms": delays[int(0.99 * (len(delays) - 1))],
             "repeats": sum(1 for *_, tries in rows if tries > 1)}
 
@@ -215,7 +218,7 @@ def measure_live(tickets: int, events: int) -> dict[str, Any]:
     with runtime.sessions()() as session:
         since = session.scalar(select(func.max(TicketEvent.id))) or 0
     written = write_events(tickets, events, start=tickets)
-    figures = wait_delivered(since=since, started=0.0)
+    figures = wait_delivered(since=since)
     figures["write_seconds"] = written
     return figures
 
@@ -312,8 +315,8 @@ def report(args: argparse.Namespace, drain: dict[str, Any], live: dict[str, Any]
               f"{row['per_second']:>8.1f} {row['p50_ms']:>8.0f}ms {row['p99_ms']:>8.0f}ms")
     print(f"{'bare loop':14} {bare['messages']:>9} {bare['seconds']:>8.2f} "
           f"{bare['per_second']:>8.1f} {'-':>10} {'-':>10}")
-    print(f"drain: a backlog of events written first, from the workers' start to the last "
-          f"delivery; live: events written (in {live['write_seconds']:.2f} s, one transaction "
+    print(f"drain: a backlog of events written first, from the first delivery to the last; "
+          f"live: events written (in {live['write_seconds']:.2f} s, one transaction "
           f"each) while the workers deliver; tried more than once: "
           f"{drain['repeats'] + live['repeats']}")
     print(f"outbox drain / bare loop throughput: {ratio:.2f}x (goal >= 0.5x): "

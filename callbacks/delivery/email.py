@@ -55,7 +55,7 @@ def build_message(settings: EmailSettings, outgoing: Outgoing) -> EmailMessage:
     base = f"[Ticket {ticket.number}] Phone ticket from {who}"
     first = outgoing.key == outgoing.thread_key
     message["Subject"] = (f"{base}: {ticket.category}, {ticket.priority}" if first
-                          else f"Re: {base}: {title}")
+                          else f"Re: [Ticket {ticket.number}] {title}")
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
     message["Date"] = format_datetime(payload.event.at)
