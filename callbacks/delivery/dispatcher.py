@@ -189,7 +189,7 @@ def _next_try(session: Session, ticket_id: int, connector: Connector, retry: Ret
             event_id=head.event_id, max_recording_bytes=max_recording_bytes(connector),
             public_base_url=runtime.settings().public_base_url).to_json()
     payload = TicketEventPayload.from_json(head.payload)
-    recording = (recording_bytes(session, payload.ticket.number)
+    recording = (recording_bytes(session, head.event_id)
                  if payload.recording.included else None)
     outgoing = Outgoing(
         key=head.idempotency_key, payload=payload, body=head.payload, attempt=head.attempts,

@@ -30,7 +30,6 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from callbacks import runtime
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
 from callbacks.delivery.outbox import DeliveryStream, origin
 from callbacks.delivery.settings import STATUSES, Connector
@@ -155,27 +154,15 @@ def apply_report(session: Session, connector: Connector, report: StatusReport) -
                              ticket.number, ticket.status)
     workflow = importlib.import_module("callbacks.tickets.workflow")
     try:
-        event = workflow.change_status(session, ticket, report.status, by=origin(connector.name),
-                                       note=report.note)
+        workflow.change_status(session, ticket, report.status, by=origin(connector.name),
+                               note=report.note)
     except workflow.TicketError as refused:
         change.outcome, change.detail = "refused", str(refused)
         session.commit()
         return InboundResult("refused", str(refused), ticket.number, ticket.status)
-    session.commit()
-    _queue_caller_texts([event.id])
+    session.commit()  # the workflow queues the caller's text once this commits
     return InboundResult("applied", f"ticket {ticket.number} is now {report.status}",
                          ticket.number, report.status)
-
-
-def _queue_caller_texts(event_ids: list[int]) -> None:
-    """Text the caller about the change now (the workflow's reconciler would, later)."""
-    try:
-        workflow = importlib.import_module("callbacks.tickets.workflow")
-        queue = getattr(workflow, "queue_caller_texts", None)
-        if queue is not None:
-            queue(runtime.redis(), event_ids)
-    except Exception:  # Redis away: the texts are queued again from SQL
-        log.warning("caller texts for events %s not queued now", event_ids, exc_info=True)
 
 
 def _zammad_report(session: Session, connector: Connector, data: dict[str, Any],

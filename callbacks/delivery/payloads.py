@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.tickets.ticket import Ticket, TicketEvent, ticket_id_from_number
+from callbacks.tickets.ticket import Ticket, TicketEvent
 from callbacks.voicemail import VoicemailAudio
 from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 
@@ -96,7 +97,7 @@ def build_payload(session: Session, *, key: str, connector: str, event_id: int,
         CallbackRequest.ticket_id == Ticket.id,
         CallbackRequest.status.in_(OPEN_STATUSES)).scalar_subquery()
     size = select(func.length(VoicemailAudio.data)).where(
-        VoicemailAudio.voicemail_id == Ticket.voicemail_id).scalar_subquery()
+        VoicemailAudio.voicemail_id == _recording_of()).scalar_subquery()
     ticket_event, ticket, callback_due, audio_size = session.execute(
         select(TicketEvent, Ticket, due, size).join(Ticket, Ticket.id == TicketEvent.ticket_id)
         .where(TicketEvent.id == event_id)).one()
@@ -116,11 +117,19 @@ def build_payload(session: Session, *, key: str, connector: str, event_id: int,
         recording=_recording(audio_size, ticket_event.kind, max_recording_bytes))
 
 
-def recording_bytes(session: Session, ticket_number: str) -> bytes | None:
-    """The kept recording of a ticket (what `recording.included` promises)."""
-    return session.scalar(select(VoicemailAudio.data).join(
-        Ticket, Ticket.voicemail_id == VoicemailAudio.voicemail_id).where(
-            Ticket.id == ticket_id_from_number(ticket_number)))
+def recording_bytes(session: Session, event_id: int) -> bytes | None:
+    """The recording an event's message carries (what `recording.included` promises)."""
+    return session.scalar(
+        select(VoicemailAudio.data).where(VoicemailAudio.voicemail_id == _recording_of())
+        .select_from(TicketEvent).join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .where(TicketEvent.id == event_id))
+
+
+def _recording_of() -> Any:
+    """The voicemail whose recording belongs to an event: its own (a message a repeat caller
+    added, where events keep one), else the ticket's first."""
+    own = getattr(TicketEvent, "voicemail_id", None)
+    return func.coalesce(own, Ticket.voicemail_id) if own is not None else Ticket.voicemail_id
 
 
 def _directory_entry(caller: str) -> tuple[str, str]:
