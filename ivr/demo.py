@@ -72,6 +72,7 @@ def demo_command(port: int, flow_file: str) -> None:
         "and answer the agent's phone with the simulator:\n"
         "  .venv/bin/ivr call --from +4915112345678 --press 1,2,3,1,1   # VPN, callback\n"
         f"  .venv/bin/ivr answer --standin http://127.0.0.1:{standin_port}   # or --caller busy\n"
+        f"  .venv/bin/ivr answer --standin http://127.0.0.1:{standin_port} --list  # ringing\n"
         f"The JSON API: http://127.0.0.1:{port}/api/v1/openapi.json\n"
         "Press Ctrl-C to stop.\n"
     )

@@ -271,3 +271,44 @@ def test_simulator_refuses_a_voicemail_without_a_standin(admin_app: Flask) -> No
         "token": step["token"], "kind": "recording",
         "wav": (io.BytesIO(_wav()), "test.wav")})
     assert refused.status_code == 400
+
+
+def test_simulator_page_keeps_a_test_call_waiting_in_a_queue_until_it_hangs_up(
+        admin_app: Flask) -> None:
+    from ivr.admin.simulator import _serializer
+    from ivr.simulator import DEFAULT_CALLED, DEFAULT_CALLER
+    from ivr.simulator.stepwise import CallState
+    from ivr.simulator.waiting import QueueContext
+
+    publish(admin_app, FLOW)
+    admin = signed_in(admin_app, "root")
+    with admin_app.extensions["ivr.sessions"]() as session:
+        version_id = session.scalar(select(FlowVersion.id))
+    # A test call paused after the first pass of Twilio's own hold music (no waitUrl).
+    waiting = QueueContext(
+        name="servicedesk", queue_sid="QU" + "1" * 32, action=None, action_method="POST",
+        wait_url=None, wait_method="POST", entered_at=0.0,
+        after_url="http://in-process.invalid/voice",
+        after_twiml="<Response><Enqueue>servicedesk</Enqueue><Say>Back</Say></Response>",
+        after_index=0, passes=1)
+    state = CallState("CA" + "2" * 32, "http://in-process.invalid/voice", "<Response/>", 0,
+                      30.0, "wait", queue=waiting.to_dict())
+    with admin_app.app_context():
+        token = _serializer().dumps({
+            "call": {"version": version_id, "language": "en", "caller": DEFAULT_CALLER,
+                     "called": DEFAULT_CALLED},
+            "state": state.to_dict()})
+
+    step = admin.post("/admin/simulator/input", data={"token": token, "kind": "keys",
+                                                      "value": "5"}).get_json()
+    assert step["waiting"] == "wait" and step["token"]
+    assert step["prompt"]["queue"] == {"name": "servicedesk", "position": 1, "size": 1,
+                                       "seconds": 60, "passes": 2}
+    notes = [note for entry in step["entries"] for note in entry["notes"]]
+    assert any("hold loop pass 2" in note for note in notes)
+
+    ended = admin.post("/admin/simulator/input", data={"token": step["token"],
+                                                       "kind": "hangup"}).get_json()
+    assert ended["over"] is True and not ended["failures"]
+    notes = [note for entry in ended["entries"] for note in entry["notes"]]
+    assert any("hung up in queue servicedesk" in note for note in notes)

@@ -92,7 +92,7 @@ def test_another_accounts_resources_are_not_found(standin, http):
 
 
 def test_unknown_paths_answer_twilio_json(standin, http):
-    response = http.get(f"{standin.url}{API}/Queues.json", timeout=5)
+    response = http.get(f"{standin.url}{API}/Conferences.json", timeout=5)
 
     assert response.status_code == 404
     assert response.json()["more_info"] == "https://www.twilio.com/docs/errors/20404"
@@ -348,7 +348,7 @@ def test_standin_command_serves_with_the_configured_account(tmp_path):
 
 
 def test_standin_command_reads_the_app_config():
-    from ivr.standin import _credentials
+    from ivr.standin.server import _credentials
 
     app = Flask(__name__)
     app.config.update(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN)

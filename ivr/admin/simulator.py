@@ -4,6 +4,9 @@ The server plays the call with the same simulator as `ivr call` (ivr/simulator),
 request: the webhooks are signed like Twilio's and answered by this app in-process, and the
 paused call travels to the page and back as a signed token, so any web process takes the
 next step. A test voicemail's WAV goes to the Twilio stand-in, where the worker fetches it.
+A test call that reaches a queue waits at the stand-in (when there is one), where the line can
+dequeue it: the page shows its place after each pass of the hold loop and lets the admin press
+keys, keep waiting or hang up.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from callbacks.flowstore import compiled_version, list_versions
 from ivr.admin.blueprint import bp
 from ivr.auth import admin_required, signed_in_agent
 from ivr.db import get_session
-from ivr.simulator import DEFAULT_CALLED, DEFAULT_CALLER, HANGUP, Recording, Simulator, Speech
+from ivr.simulator import (
+    DEFAULT_CALLED,
+    DEFAULT_CALLER,
+    HANGUP,
+    QueueWait,
+    Recording,
+    Simulator,
+    Speech,
+)
 from ivr.simulator.console import format_event
 from ivr.simulator.inprocess import IN_PROCESS_BASE_URL, in_process_session
 from ivr.simulator.network import CallEvent
@@ -70,6 +81,7 @@ def _simulator(call: dict[str, Any]) -> Simulator:
         public_base_url=config["PUBLIC_BASE_URL"] or IN_PROCESS_BASE_URL,
         recording_base_url=standin or config["TWILIO_API_BASE_URL"],
         upload_recordings=standin is not None,
+        standin_url=standin,
         session=in_process_session(current_app._get_current_object()),  # type: ignore[attr-defined]
     )
 
@@ -128,8 +140,8 @@ def simulator_input() -> Response:
         answer = HANGUP
     else:
         return _bad("send keys (0-9, * and #), words, silence, a recording or hang up")
-    if state.waiting == "record" and kind in ("keys", "speech"):
-        answer = None  # keys or words at a <Record> leave no recording, as on a phone
+    if state.waiting in ("record", "wait") and kind in ("keys", "speech"):
+        answer = None  # keys or words at a <Record> or over hold music are not heard
     return _answer(continue_call(_simulator(call), state, answer), call)
 
 
@@ -164,11 +176,17 @@ def _answer(step: CallStep, call: dict[str, Any]) -> Response:
     token = None
     if step.state is not None:
         token = _serializer().dumps({"call": call, "state": step.state.to_dict()})
-    prompt = None
+    prompt: dict[str, Any] | None = None
     if step.prompt is not None:
         prompt = {key: getattr(step.prompt, key) for key in
                   ("timeout", "num_digits", "finish_on_key", "input", "language", "max_length")
                   if hasattr(step.prompt, key)}
+        wait = step.prompt if isinstance(step.prompt, QueueWait) else getattr(
+            step.prompt, "queue", None)
+        if wait is not None:
+            prompt["queue"] = {"name": wait.queue, "position": wait.position,
+                               "size": wait.size, "seconds": wait.seconds,
+                               "passes": wait.passes}
     return jsonify({
         "entries": _entries(step.events), "waiting": step.waiting, "prompt": prompt,
         "token": token, "over": step.waiting is None, "duration": round(step.duration, 1),

@@ -4,7 +4,9 @@
 verb; what the caller does comes from a `Caller` (scripted, interactive, or your own). Nothing in
 the core prints: events go to `on_event` and into the returned `CallTranscript`.
 
-The caller side lives in `callers`, the Twilio side in `network`, the terminal in `console`.
+The caller side lives in `callers`, the Twilio side in `network` (with `<Record>` in
+`recording` and queues' hold loops in `waiting`), the terminal in `console`, the agent's phone
+for calls the line places in `outbound`.
 """
 
 from ivr.simulator.callers import (
@@ -18,6 +20,7 @@ from ivr.simulator.callers import (
     GatherPrompt,
     Hangup,
     InteractiveCaller,
+    QueueWait,
     RecordAnswer,
     Recording,
     RecordPrompt,
@@ -32,6 +35,7 @@ from ivr.simulator.network import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_CALLED,
     DEFAULT_CALLER,
+    DEFAULT_MAX_WAIT_PASSES,
     TWILIO_API_BASE_URL,
     CallEvent,
     CallTranscript,
@@ -44,6 +48,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_CALLED",
     "DEFAULT_CALLER",
+    "DEFAULT_MAX_WAIT_PASSES",
     "DIAL_OUTCOMES",
     "GATHER_PROMPT",
     "HANGUP",
@@ -58,6 +63,7 @@ __all__ = [
     "GatherPrompt",
     "Hangup",
     "InteractiveCaller",
+    "QueueWait",
     "RecordAnswer",
     "RecordPrompt",
     "Recording",

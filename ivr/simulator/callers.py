@@ -13,6 +13,8 @@ from typing import Any, Final, Literal
 DIAL_OUTCOMES: Final = ("completed", "answered", "busy", "no-answer", "failed")
 KEYS: Final = frozenset("0123456789*#")
 GATHER_PROMPT: Final = "Press keys (or type words, empty = silence, 'hangup'): "
+WAITING_GATHER_PROMPT: Final = "Press keys while waiting (empty = keep waiting, 'hangup'): "
+WAITING_PROMPT: Final = "Waiting: Enter to keep waiting, 'hangup' to hang up: "
 RECORD_PROMPT: Final = "Path to a WAV file to record (empty = silence, 'hangup'): "
 
 
@@ -50,6 +52,18 @@ class Recording:
 
 
 @dataclass(frozen=True)
+class QueueWait:
+    """What a caller waiting in a queue knows: the queue, their place, how long, which pass."""
+
+    queue: str
+    queue_sid: str
+    position: int
+    size: int
+    seconds: int
+    passes: int
+
+
+@dataclass(frozen=True)
 class GatherPrompt:
     """What the caller knows when a <Gather> listens: its settings and what was just heard."""
 
@@ -61,6 +75,8 @@ class GatherPrompt:
     language: str
     hints: str | None
     heard: tuple[str, ...]
+    queue: QueueWait | None = None
+    """Set when the Gather is part of a queue's hold loop."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +109,18 @@ class Caller(ABC):
         """How dialing `numbers` ends: completed/answered, busy, no-answer or failed."""
         return "completed"
 
+    def wait_pass(self, wait: QueueWait) -> None:
+        """A new pass of a queue's hold loop begins (the waitUrl is requested again)."""
+        return None
+
+    def after_wait_pass(self, wait: QueueWait) -> Hangup | None:
+        """A pass of the hold loop ended without a <Gather>: HANGUP to hang up, else wait on."""
+        return None
+
 
 @dataclass(frozen=True)
 class _Token:
-    kind: Literal["keys", "speech", "silence", "wav", "dial", "hangup"]
+    kind: Literal["keys", "speech", "silence", "wav", "dial", "hangup", "wait"]
     value: str = ""
     hangup: bool = False
     raw: str = ""
@@ -117,16 +141,24 @@ def _parse_token(raw: str, number: int) -> _Token:
         return _Token("wav", rest.strip(), hangup=prefix == "wav+hangup", raw=token)
     if sep and prefix == "dial" and rest.strip().lower() in DIAL_OUTCOMES:
         return _Token("dial", rest.strip().lower(), raw=token)
+    if sep and prefix == "wait" and rest.strip().isdigit() and int(rest) > 0:
+        return _Token("wait", str(int(rest)), raw=token)
     if not sep and set(token) <= KEYS:
         return _Token("keys", token, raw=token)
     raise ScriptError(
         f"script token {number} {token!r}: expected keys (0-9 * #), say:TEXT, - (silence), "
-        f"wav:PATH, wav+hangup:PATH, dial:{'|'.join(DIAL_OUTCOMES)} or hangup"
+        f"wav:PATH, wav+hangup:PATH, dial:{'|'.join(DIAL_OUTCOMES)}, wait:N (N passes of a "
+        "queue's hold loop in silence) or hangup"
     )
 
 
 class ScriptedCaller(Caller):
-    """A caller that plays script tokens in order and hangs up when the script runs out."""
+    """A caller that plays script tokens in order and hangs up when the script runs out.
+
+    In a queue's hold loop the caller stays silent through the passes a `wait:N` token names,
+    answers the hold loop's Gathers with the next keys, silence or `hangup`, and, once the
+    script has run out, waits silently (the simulator's `max_wait_passes` ends the wait).
+    """
 
     def __init__(
         self,
@@ -142,6 +174,8 @@ class ScriptedCaller(Caller):
         self.dial_default = dial_default
         # Used at the first <Record> the script does not answer with a wav: token.
         self._recording = str(recording) if recording is not None else None
+        self._silent_passes = 0  # what is left of a wait:N token
+        self._silent = False  # this pass of a hold loop is one of them
 
     @property
     def remaining(self) -> list[str]:
@@ -165,6 +199,8 @@ class ScriptedCaller(Caller):
 
     def gather(self, prompt: GatherPrompt) -> GatherAnswer:
         """The next keys, speech, silence or hang-up from the script."""
+        if prompt.queue is not None:
+            return self._gather_while_waiting()
         token = self._take("Gather", ("keys", "speech", "silence", "hangup"))
         if token is None or token.kind == "hangup":
             return HANGUP
@@ -185,6 +221,35 @@ class ScriptedCaller(Caller):
             return HANGUP
         if token.kind == "wav":
             return Recording(token.value, hangup=token.hangup)
+        return None
+
+    def _gather_while_waiting(self) -> GatherAnswer:
+        following = self._peek()
+        if self._silent or following is None or following.kind == "wait":
+            return None  # a wait:N token starts with the next pass
+        token = self._take("Gather", ("keys", "speech", "silence", "hangup"))
+        if token is None or token.kind == "silence":
+            return None
+        if token.kind == "hangup":
+            return HANGUP
+        return token.value if token.kind == "keys" else Speech(token.value)
+
+    def wait_pass(self, wait: QueueWait) -> None:
+        """Count down a `wait:N` token, or start one that is next in the script."""
+        following = self._peek()
+        if self._silent_passes == 0 and following is not None and following.kind == "wait":
+            self._position += 1
+            self._silent_passes = int(following.value)
+        self._silent = self._silent_passes > 0
+        if self._silent:
+            self._silent_passes -= 1
+
+    def after_wait_pass(self, wait: QueueWait) -> Hangup | None:
+        """Hang up when `hangup` is next (and this pass was not a silent one)."""
+        following = self._peek()
+        if not self._silent and following is not None and following.kind == "hangup":
+            self._position += 1
+            return HANGUP
         return None
 
     def dial(self, numbers: list[str]) -> str | Hangup:
@@ -239,7 +304,7 @@ class InteractiveCaller(Caller):
 
     def gather(self, prompt: GatherPrompt) -> GatherAnswer:
         """Keys if the line is all keys, words otherwise; empty is silence."""
-        line = self._ask(GATHER_PROMPT)
+        line = self._ask(GATHER_PROMPT if prompt.queue is None else WAITING_GATHER_PROMPT)
         if line is None or line.lower() == "hangup":
             return HANGUP
         if line in ("", "-"):
@@ -263,6 +328,11 @@ class InteractiveCaller(Caller):
             if Path(line).is_file():
                 return Recording(line)
             self._print(f"  no such file: {line}")
+
+    def after_wait_pass(self, wait: QueueWait) -> Hangup | None:
+        """Asks whether to keep waiting after a pass of hold music the user cannot answer."""
+        line = self._ask(WAITING_PROMPT)
+        return HANGUP if line is None or line.lower() == "hangup" else None
 
     def dial(self, numbers: list[str]) -> str | Hangup:
         """The --dial outcome, else the one the user types."""

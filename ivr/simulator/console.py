@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app, has_app_context
@@ -14,14 +15,15 @@ from ivr.simulator.callers import (
     InteractiveCaller,
     scripted_caller_from_options,
 )
+from ivr.simulator.events import short_url
 from ivr.simulator.network import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_CALLED,
     DEFAULT_CALLER,
+    DEFAULT_MAX_WAIT_PASSES,
     TWILIO_API_BASE_URL,
     CallEvent,
     Simulator,
-    _short,
 )
 
 # --- printing ----------------------------------------------------------------------
@@ -52,7 +54,9 @@ def format_event(event: CallEvent) -> str:
             detail["outcome"], detail["outcome"])
         return f"  ☎ dialing {event.text or '?'}, {outcome}"
     if event.kind == "redirect":
-        return f"  ↪ redirect to {_short(event.url)}"
+        return f"  ↪ redirect to {short_url(event.url)}"
+    if event.kind in ("enqueue", "wait", "leave", "dequeue", "conference"):
+        return _format_queue(event)
     if event.kind == "hangup":
         return f"  ☎ {event.text}" if detail.get("by") == "caller" else f"  ☎ hang-up: {event.text}"
     if event.kind == "failure":
@@ -62,8 +66,27 @@ def format_event(event: CallEvent) -> str:
         return f"  ☎ call {event.text} after {detail['duration']:.0f} s{posted}"
     if event.kind == "request":
         status = event.http_status if event.http_status is not None else "no answer"
-        return f"  → {detail['method']} {_short(event.url)} ({event.text}): {status}"
+        return f"  → {detail['method']} {short_url(event.url)} ({event.text}): {status}"
     return f"  ? {event.text}"
+
+
+def _format_queue(event: CallEvent) -> str:
+    detail = event.detail
+    if event.kind == "enqueue":
+        alone = "" if detail.get("standin") else " (no stand-in: nobody can dequeue the call)"
+        return f"  ⏳ waiting in queue {event.text}, position {detail['position']}{alone}"
+    if event.kind == "wait":
+        return (f"  ⏳ hold loop pass {detail['pass']}: position {detail['position']} of "
+                f"{detail['size']}, {detail['queue_time']} s in queue {event.text}")
+    if event.kind == "leave":
+        how = {"leave": "left", "hangup": "hung up in", "queue-full": "turned away by full"}
+        return (f"  ↩ {how.get(detail['result'], detail['result'])} queue {event.text} after "
+                f"{detail['queue_time']} s")
+    if event.kind == "dequeue":
+        target = "inline TwiML" if detail.get("twiml") else short_url(event.url)
+        return (f"  ☎ dequeued from {event.text} after {detail['queue_time']} s, "
+                f"to {target}")
+    return f"  ☎ talking in conference {event.text} for {detail['talk_seconds']} s"
 
 
 def _format_gather(event: CallEvent) -> str:
@@ -94,6 +117,14 @@ def _setting(config_key: str, *env_names: str) -> str | None:
     return None
 
 
+def _standin(api_base_url: str | None) -> str | None:
+    """The configured Twilio API host when it is a stand-in (not Twilio itself)."""
+    host = (urlsplit(api_base_url or "").hostname or "").lower()
+    if not host or host == "twilio.com" or host.endswith(".twilio.com"):
+        return None
+    return api_base_url
+
+
 def call_command() -> click.Command:
     """The `call` CLI command: place one simulated call against a running web app."""
 
@@ -115,13 +146,23 @@ def call_command() -> click.Command:
                   "[default: $IVR_PUBLIC_BASE_URL or the app's PUBLIC_BASE_URL].")
     @click.option("--standin", "standin_url", metavar="URL",
                   help="A Twilio stand-in (`ivr standin`): recordings are uploaded there and "
-                  "their RecordingUrl points there.")
+                  "their RecordingUrl points there; callers wait in its queues [default for "
+                  "queues: $IVR_TWILIO_API_BASE_URL when it is not Twilio].")
+    @click.option("--max-wait-passes", default=DEFAULT_MAX_WAIT_PASSES, show_default=True,
+                  type=click.IntRange(min=1),
+                  help="Passes of a queue's hold loop before the caller gives up and hangs up.")
+    @click.option("--wait-pace", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                  help="Real seconds between passes of a hold loop (time for an agent to "
+                  "answer with `ivr answer`).")
+    @click.option("--talk", "talk_seconds", default=60, show_default=True,
+                  type=click.IntRange(min=0),
+                  help="Seconds a connected <Dial> or a conference with an agent lasts.")
     @click.option("--verbose", is_flag=True, help="Also print each HTTP request.")
     @click.option("--quiet", is_flag=True, help="Print failures only.")
     def call(base_url: str, token: str | None, from_: str, to: str, press: str | None,
              say: tuple[str, ...], script: str | None, record: str | None, dial: str | None,
-             public_url: str | None, standin_url: str | None, verbose: bool,
-             quiet: bool) -> None:
+             public_url: str | None, standin_url: str | None, max_wait_passes: int,
+             wait_pace: float, talk_seconds: int, verbose: bool, quiet: bool) -> None:
         """Call the IVR like Twilio would, with scripted or typed caller input."""
         token = token or _setting("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN",
                                   "IVR_TWILIO_AUTH_TOKEN")
@@ -130,6 +171,7 @@ def call_command() -> click.Command:
         if public_url is None:
             public_url = _setting("PUBLIC_BASE_URL", "IVR_PUBLIC_BASE_URL")
         scripted = press is not None or bool(say) or script is not None
+        api_base_url = _setting("TWILIO_API_BASE_URL", "IVR_TWILIO_API_BASE_URL")
         caller: Caller
         try:
             if not scripted and sys.stdin is not None and sys.stdin.isatty():
@@ -141,10 +183,11 @@ def call_command() -> click.Command:
                 base_url, token, caller=from_, called=to, public_base_url=public_url or None,
                 account_sid=_setting("TWILIO_ACCOUNT_SID", "IVR_TWILIO_ACCOUNT_SID")
                 or DEFAULT_ACCOUNT_SID,
-                recording_base_url=standin_url
-                or _setting("TWILIO_API_BASE_URL", "IVR_TWILIO_API_BASE_URL")
-                or TWILIO_API_BASE_URL,
+                recording_base_url=standin_url or api_base_url or TWILIO_API_BASE_URL,
                 upload_recordings=bool(standin_url),
+                standin_url=standin_url or _standin(api_base_url),
+                max_wait_passes=max_wait_passes, wait_pace=wait_pace,
+                dial_talk_seconds=talk_seconds,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc

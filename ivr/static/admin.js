@@ -106,6 +106,7 @@
     const waiting = document.getElementById("sim-waiting");
     const error = document.getElementById("sim-error");
     const pressed = document.getElementById("sim-pressed");
+    const silence = document.getElementById("sim-silence");
     let token = null;
 
     function entry(item) {
@@ -164,8 +165,14 @@
           (step.failures.length ? ` Failures: ${step.failures.join("; ")}` : "");
         log.append(end);
       }
-      waiting.textContent = step.waiting === "gather" ? "The line is listening: press keys or say something."
+      const queue = step.prompt && step.prompt.queue;
+      const place = queue ? `Waiting in queue ${queue.name}: position ${queue.position} of ` +
+        `${queue.size}, ${queue.seconds} s, pass ${queue.passes}. ` : "";
+      waiting.textContent = step.waiting === "wait" ? place + "Keep waiting or hang up."
+        : step.waiting === "gather" ? place + (queue ? "Press keys, keep waiting or hang up."
+          : "The line is listening: press keys or say something.")
         : step.waiting === "record" ? "Recording after the beep: leave a voicemail (WAV)." : "";
+      silence.textContent = queue ? "Keep waiting" : "Stay silent";
       end_of_log();
     }
 
@@ -207,7 +214,7 @@
       body.append("kind", "recording");
       send(phone.dataset.inputUrl, body);
     });
-    document.getElementById("sim-silence").addEventListener("click", () => answer("silence"));
+    silence.addEventListener("click", () => answer("silence"));
     document.getElementById("sim-hangup").addEventListener("click", () => answer("hangup"));
   }
 
