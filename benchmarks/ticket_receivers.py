@@ -67,9 +67,14 @@ class Faults:
     times: int = 0
     stall_seconds: float = 0.0
     hits: int = 0
+    skip: int = 0
+    """Requests accepted before the faults begin."""
 
     def take(self) -> str:
         """The fault for this request ('' to accept), counting it down."""
+        if self.skip > 0:
+            self.skip -= 1
+            return ""
         if not self.mode or self.times == 0:
             return ""
         if self.times > 0:
@@ -223,9 +228,10 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def fail(self, mode: str, times: int = -1, stall_seconds: float = 0.0) -> None:
-        """Answer '503', or 'stall' before answering, for the next `times` requests."""
-        self.faults = Faults(mode, times, stall_seconds)
+    def fail(self, mode: str, times: int = -1, stall_seconds: float = 0.0,
+             skip: int = 0) -> None:
+        """Answer '503', or 'stall' before answering, for `times` requests after `skip`."""
+        self.faults = Faults(mode, times, stall_seconds, skip=skip)
 
     def recover(self) -> None:
         """Answer every request again."""

@@ -281,3 +281,30 @@ def test_without_the_runtime_configured_nothing_is_written_to_the_outbox(
             assert deliveries(session) == []
     finally:
         runtime.configure(Settings(database_url=database_url))
+
+
+def test_a_job_delivers_other_tickets_next_events_in_batches_and_a_failure_hands_them_back(
+        app: Flask, database_url: str, redis_url: str, hooks: WebhookReceiver,
+        tmp_path: Path) -> None:
+    from rq.job import Job
+
+    from callbacks.worker import HelpdeskWorker
+    from tests.test_delivery_zammad import work
+
+    path = write_delivery_file(tmp_path, webhook_connector(hooks.url))
+    configure_runtime(database_url, redis_url, path)
+    make_tickets(app, 8, updates=UPDATES[:1])  # 8 tickets, 2 events each, nothing delivered
+    hooks.fail("503", times=1, skip=4)  # the 5th request fails: inside the first batch
+    connection = Redis.from_url(redis_url)
+    worker = HelpdeskWorker(["default"], connection=connection)
+    worker.work(burst=True, max_jobs=1)  # only the first ticket's job
+    first = Job.fetch("delivery-hook-1", connection=connection).return_value()
+    assert first["delivered"] == 2 and first["helped"] == 2  # tickets 2 and 3, then the 503
+    with app.extensions["ivr.sessions"]() as session:
+        by_ticket = {row.ticket_id: row for row in deliveries(session) if row.kind == "created"}
+        assert by_ticket[4].attempts == 1 and "HTTP 503" in (by_ticket[4].last_error or "")
+        assert all(by_ticket[n].attempts == 0 for n in range(5, 9))  # handed back untried
+    work(app, redis_url)  # the other tickets' own jobs, and the 5th again after its backoff
+    assert_once_in_order([doc["idempotency_key"] for doc in hooks.accepted()],
+                         expected_keys(app, "hook"))
+    assert not [hook for hook in hooks.hooks if hook.document is None]  # nothing sent twice

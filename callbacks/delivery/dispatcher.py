@@ -16,7 +16,8 @@ deliver the same ticket to the same place at once. Then, for the oldest undelive
 A delivery is therefore sent at least once and recorded once; the receiver recognises a second
 send (a worker killed between sending and recording) by its idempotency key or Message-ID.
 An event is not sent while a transaction that may still add an older event to the same ticket
-is open, so events go out in the order of their ids.
+is open, so events go out in the order of their ids. Once its own ticket is done, the job sends
+other tickets' next events to the same connector in batches (`callbacks.delivery.batch`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.sql.expression import ColumnClause
 
 from callbacks import runtime
 from callbacks.db import insert_ignoring_duplicates, utcnow
+from callbacks.delivery.batch import help_other_tickets
 from callbacks.delivery.connectors import (
     DeliveryRefused,
     Outgoing,
@@ -53,6 +55,7 @@ from callbacks.delivery.settings import Connector, RetryPolicy
 
 log = logging.getLogger(__name__)
 
+NOTHING_PENDING = "nothing pending"
 SETTLE_WAIT_SECONDS = 5.0
 """How long a job waits for older transactions before it schedules itself a little later."""
 _SETTLED: ColumnClause[int] = literal_column(
@@ -96,7 +99,9 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
             if isinstance(step, _Stop):
                 if step.at is not None:
                     enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=step.at)
-                return {"delivered": delivered, "stopped": step.reason}
+                helped = help_other_tickets(session, connector, settings.retry, ticket_id) \
+                    if step.reason == NOTHING_PENDING else 0
+                return {"delivered": delivered, "helped": helped, "stopped": step.reason}
             delivery_id, outgoing = step
             try:
                 sent = send(connector, outgoing)
@@ -204,7 +209,7 @@ def _next_try(session: Session, ticket_id: int, connector: Connector, retry: Ret
 def _why_not(found: Any, retry: RetryPolicy, connector: str) -> _Stop | None:
     """Why the oldest undelivered event is not to be sent now (None: it is)."""
     if found is None:
-        return _Stop("nothing pending")
+        return _Stop(NOTHING_PENDING)
     head, settled = found
     if head.status == "failed":
         return _Stop(f"waiting behind failed delivery {head.id}")

@@ -92,29 +92,42 @@ class TicketEventPayload(BaseModel):
 def build_payload(session: Session, *, key: str, connector: str, event_id: int,
                   max_recording_bytes: int | None, public_base_url: str) -> TicketEventPayload:
     """The document for one event to one connector, from SQL as it stands now."""
-    # One round trip: the event, its ticket, the open callback's due time, the audio's size.
+    return build_payloads(session, {event_id: key}, connector=connector,
+                          max_recording_bytes=max_recording_bytes,
+                          public_base_url=public_base_url)[event_id]
+
+
+def build_payloads(session: Session, keys: dict[int, str], *, connector: str,
+                   max_recording_bytes: int | None,
+                   public_base_url: str) -> dict[int, TicketEventPayload]:
+    """The documents of several events (event id -> idempotency key) in one round trip: the
+    events, their tickets, the open callbacks' due times and the recordings' sizes."""
     due = select(func.min(CallbackRequest.due_at)).where(
         CallbackRequest.ticket_id == Ticket.id,
         CallbackRequest.status.in_(OPEN_STATUSES)).scalar_subquery()
     size = select(func.length(VoicemailAudio.data)).where(
         VoicemailAudio.voicemail_id == _recording_of()).scalar_subquery()
-    ticket_event, ticket, callback_due, audio_size = session.execute(
+    rows = session.execute(
         select(TicketEvent, Ticket, due, size).join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .where(TicketEvent.id == event_id)).one()
-    employee = _directory_entry(ticket.caller)
-    console_url = f"{public_base_url.rstrip('/')}/console/tickets/{ticket.number}"
-    return TicketEventPayload(
-        schema=SCHEMA, idempotency_key=key, connector=connector,
-        event=EventPart(id=ticket_event.id, kind=ticket_event.kind, detail=ticket_event.detail,
-                        by=ticket_event.by, at=ticket_event.at),
-        ticket=TicketPart(
-            number=ticket.number, status=ticket.status, caller=ticket.caller,
-            caller_name=employee[0], department=employee[1], category=ticket.category,
-            priority=ticket.priority, language=ticket.language,
-            transcription=ticket.transcription, transcript=ticket.transcript,
-            menu_path=ticket.menu_path, due_at=_due_at(ticket, callback_due),
-            created_at=ticket.created_at, console_url=console_url),
-        recording=_recording(audio_size, ticket_event.kind, max_recording_bytes))
+        .where(TicketEvent.id.in_(list(keys)))).all()
+    base = public_base_url.rstrip("/")
+    found = {}
+    for ticket_event, ticket, callback_due, audio_size in rows:
+        employee = _directory_entry(ticket.caller)
+        found[ticket_event.id] = TicketEventPayload(
+            schema=SCHEMA, idempotency_key=keys[ticket_event.id], connector=connector,
+            event=EventPart(id=ticket_event.id, kind=ticket_event.kind,
+                            detail=ticket_event.detail, by=ticket_event.by, at=ticket_event.at),
+            ticket=TicketPart(
+                number=ticket.number, status=ticket.status, caller=ticket.caller,
+                caller_name=employee[0], department=employee[1], category=ticket.category,
+                priority=ticket.priority, language=ticket.language,
+                transcription=ticket.transcription, transcript=ticket.transcript,
+                menu_path=ticket.menu_path, due_at=_due_at(ticket, callback_due),
+                created_at=ticket.created_at,
+                console_url=f"{base}/console/tickets/{ticket.number}"),
+            recording=_recording(audio_size, ticket_event.kind, max_recording_bytes))
+    return found
 
 
 def recording_bytes(session: Session, event_id: int) -> bytes | None:
