@@ -244,10 +244,7 @@ def forget_job(connection: Redis, job_id: str) -> None:
         connection.delete(Job.key_for(job_id))
 
 
-def stream_of(session: Session, ticket_id: int, connector: str) -> DeliveryStream | None:
-    """The remote side of a ticket at a connector, if anything was delivered there yet."""
-    return session.scalar(select(DeliveryStream).where(DeliveryStream.ticket_id == ticket_id,
-                                                       DeliveryStream.connector == connector))
+_Pending = aliased(Delivery)
 
 
 def requeue_lost_deliveries(session: Session, connection: Redis, settled_before: datetime,
@@ -275,9 +272,6 @@ def requeue_lost_deliveries(session: Session, connection: Redis, settled_before:
         if enqueue_delivery(connection, ticket_id, connector) is not None:
             requeued.append(f"{connector}/{ticket_id}")
     return requeued
-
-
-_Pending = aliased(Delivery)
 
 
 def _alive(connection: Redis, job_id: str, settled_before: datetime,
