@@ -191,15 +191,16 @@ def enqueue_delivery(connection: Redis, ticket_id: int, connector: str,
     now; None when a waiting job already will (by then)."""
     wanted = at if at is not None and at > utcnow() + timedelta(seconds=1) else None
     for job_id in delivery_job_ids(ticket_id, connector):
+        try:  # the usual case: a finished job leaves nothing behind (result_ttl 0)
+            return _enqueue(connection, job_id, ticket_id, connector, wanted)
+        except DuplicateJobError:
+            pass
         status = _job_status(connection, job_id)
         if status == JobStatus.STARTED:
             continue  # it may have read SQL already: queue the other id behind it
-        if status in _WAITING:
-            later = _scheduled_after(connection, job_id, wanted or utcnow())
-            if not later:
-                return None  # it reads SQL when it runs, so it sees what was just committed
-        if status is not None:
-            forget_job(connection, job_id)  # done, failed, or waiting too long: free its id
+        if status in _WAITING and not _scheduled_after(connection, job_id, wanted or utcnow()):
+            return None  # it reads SQL when it runs, so it sees what was just committed
+        forget_job(connection, job_id)  # failed, stopped, or waiting too long: free its id
         try:
             return _enqueue(connection, job_id, ticket_id, connector, wanted)
         except DuplicateJobError:
@@ -222,10 +223,11 @@ def _enqueue(connection: Redis, job_id: str, ticket_id: int, connector: str,
     function = "callbacks.delivery.dispatcher.deliver_stream"
     if at is not None:
         return queue.enqueue_at(at, function, ticket_id, connector, job_id=job_id,
-                                job_timeout=JOB_TIMEOUT, result_ttl=600,
+                                job_timeout=JOB_TIMEOUT, result_ttl=0,
                                 failure_ttl=7 * 24 * 3600, unique=True)
+    # No result kept: a finished job leaves its id free for the ticket's next event.
     return queue.enqueue_call(function, args=(ticket_id, connector), timeout=JOB_TIMEOUT,
-                              job_id=job_id, result_ttl=600, failure_ttl=7 * 24 * 3600,
+                              job_id=job_id, result_ttl=0, failure_ttl=7 * 24 * 3600,
                               unique=True)
 
 
