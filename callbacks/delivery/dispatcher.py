@@ -99,8 +99,10 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
             if isinstance(step, _Stop):
                 if step.at is not None:
                     enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=step.at)
-                helped = help_other_tickets(session, connector, settings.retry, ticket_id) \
-                    if step.reason == NOTHING_PENDING else 0
+                helped = 0
+                if step.reason == NOTHING_PENDING:
+                    release_stream(session, ticket_id, connector_name)  # its next job may go
+                    helped = help_other_tickets(session, connector, settings.retry, ticket_id)
                 return {"delivered": delivered, "helped": helped, "stopped": step.reason}
             delivery_id, outgoing = step
             try:
@@ -143,10 +145,19 @@ def stream_lock(sessions: sessionmaker[Session], ticket_id: int,
         finally:
             with contextlib.suppress(Exception):  # a broken connection has no lock left
                 connection.rollback()
-                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:connector), "
-                                        ":ticket)"), keys)
+                # this stream's lock and any a batch still held: the connection goes back
+                # to the pool clean
+                connection.execute(text("SELECT pg_advisory_unlock_all()"))
                 connection.execute(text("RESET synchronous_commit"))
                 connection.commit()
+
+
+def release_stream(session: Session, ticket_id: int, connector: str) -> None:
+    """Let go of the ticket's stream lock before the block ends (PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_unlock(hashtext(:connector), :ticket)"),
+                        {"connector": connector, "ticket": ticket_id})
+        session.commit()
 
 
 def _load_stream(session: Session, ticket_id: int, connector: str) -> _Stream:
