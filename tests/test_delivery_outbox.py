@@ -308,3 +308,36 @@ def test_a_job_delivers_other_tickets_next_events_in_batches_and_a_failure_hands
     assert_once_in_order([doc["idempotency_key"] for doc in hooks.accepted()],
                          expected_keys(app, "hook"))
     assert not [hook for hook in hooks.hooks if hook.document is None]  # nothing sent twice
+
+
+def test_a_second_writer_of_the_same_tickets_events_waits_so_ids_commit_in_order(
+        app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> None:
+    import threading
+
+    configure_runtime(database_url, redis_url, write_delivery_file(
+        tmp_path, webhook_connector("http://127.0.0.1:9/hooks")))
+    [ticket_id] = make_tickets(app, 1, updates=())
+    sessions = app.extensions["ivr.sessions"]
+    first = sessions()
+    ticket = first.get(Ticket, ticket_id)
+    assert ticket is not None
+    add_event(first, ticket, "note", "written first, committed last")
+
+    def second_writer() -> None:
+        with sessions() as session:
+            same = session.get(Ticket, ticket_id)
+            assert same is not None
+            add_event(session, same, "note", "written second")
+            session.commit()
+
+    writer = threading.Thread(target=second_writer)
+    writer.start()
+    time.sleep(1)
+    assert writer.is_alive()  # waiting for the first transaction to end
+    first.commit()
+    first.close()
+    writer.join(timeout=10)
+    with sessions() as session:
+        notes = [(row.event_id, row.kind) for row in deliveries(session) if row.kind == "note"]
+        details = [session.get(TicketEvent, event_id).detail for event_id, _ in notes]
+    assert details == ["written first, committed last", "written second"]  # ids in that order

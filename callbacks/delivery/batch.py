@@ -51,16 +51,14 @@ SELECT d.id, d.ticket_id, d.event_id, d.attempts, d.payload, d.idempotency_key
 FROM deliveries d
 WHERE d.connector = :connector AND d.status = 'pending' AND d.next_attempt_at <= :now
   AND d.attempts < :max_attempts AND d.ticket_id {which}
-  AND (d.write_horizon IS NULL
-       OR d.write_horizon <= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
   AND NOT EXISTS (SELECT 1 FROM deliveries e
                   WHERE e.connector = d.connector AND e.ticket_id = d.ticket_id
                     AND e.status <> 'delivered' AND e.event_id < d.event_id)
 ORDER BY d.event_id
 LIMIT :limit
 """
-"""The oldest undelivered event of each ticket, when it is pending, due, tried fewer than the
-most times and no older transaction may still add an older event."""
+"""The oldest undelivered event of each ticket, when it is pending, due and tried fewer than
+the most times."""
 
 
 @dataclass

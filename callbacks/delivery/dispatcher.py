@@ -15,8 +15,9 @@ deliver the same ticket to the same place at once. Then, for the oldest undelive
 
 A delivery is therefore sent at least once and recorded once; the receiver recognises a second
 send (a worker killed between sending and recording) by its idempotency key or Message-ID.
-An event is not sent while a transaction that may still add an older event to the same ticket
-is open, so events go out in the order of their ids. Once its own ticket is done, the job sends
+Events of one ticket commit in the order of their ids (`record_event` holds a lock on the
+ticket until its transaction ends), so the oldest undelivered event seen is never overtaken by
+one committed later. Once its own ticket is done, the job sends
 other tickets' next events to the same connector in batches (`callbacks.delivery.batch`).
 """
 
@@ -24,15 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import literal_column, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.expression import ColumnClause
 
 from callbacks import runtime
 from callbacks.db import insert_ignoring_duplicates, utcnow
@@ -56,10 +55,6 @@ from callbacks.delivery.settings import Connector, RetryPolicy
 log = logging.getLogger(__name__)
 
 NOTHING_PENDING = "nothing pending"
-SETTLE_WAIT_SECONDS = 5.0
-"""How long a job waits for older transactions before it schedules itself a little later."""
-_SETTLED: ColumnClause[int] = literal_column(
-    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
 @dataclass
@@ -73,7 +68,6 @@ class _Stream:
 class _Stop:
     reason: str
     at: datetime | None = None
-    settling: bool = False
 
 
 def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
@@ -83,7 +77,7 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
     if connector is None or not connector.enabled:
         log.warning("delivery to '%s' skipped: the connector is off or gone", connector_name)
         return {"delivered": 0, "stopped": "connector off"}
-    delivered, settle_deadline = 0, time.monotonic() + SETTLE_WAIT_SECONDS
+    delivered = 0
     done: tuple[int, Sent] | None = None
     with stream_lock(runtime.sessions(), ticket_id, connector_name) as (session, stream):
         while True:
@@ -91,11 +85,6 @@ def deliver_stream(ticket_id: int, connector_name: str) -> dict[str, Any]:
             step = _next_try(session, ticket_id, connector, settings.retry, stream, done)
             if done is not None:
                 delivered, done = delivered + 1, None
-            if isinstance(step, _Stop) and step.settling:
-                if time.monotonic() < settle_deadline:
-                    time.sleep(0.02)
-                    continue
-                step = _Stop(step.reason, utcnow() + timedelta(seconds=SETTLE_WAIT_SECONDS))
             if isinstance(step, _Stop):
                 if step.at is not None:
                     enqueue_delivery(runtime.redis(), ticket_id, connector_name, at=step.at)
@@ -179,19 +168,17 @@ def _next_try(session: Session, ticket_id: int, connector: Connector, retry: Ret
               stream: _Stream, done: tuple[int, Sent] | None) -> tuple[int, Outgoing] | _Stop:
     """Write down the delivery just made (if any), then count a try of the oldest undelivered
     event, or say why nothing is sent now; commits."""
-    postgres = session.get_bind().dialect.name == "postgresql"
     if done is not None:
         _mark_delivered(session, *done, stream)
-    query = select(Delivery, _SETTLED if postgres else literal_column("0")).where(
+    query = select(Delivery).where(
         Delivery.ticket_id == ticket_id, Delivery.connector == connector.name,
         Delivery.status != "delivered").order_by(Delivery.event_id).limit(1)
-    found = session.execute(query).first()
-    stop = _why_not(found, retry, connector.name)
+    head = session.scalar(query)
+    stop = _why_not(head, retry, connector.name)
     if stop is not None:
         session.commit()
         return stop
-    assert found is not None
-    head = found[0]
+    assert head is not None
     now = utcnow()
     head.attempts += 1
     head.next_attempt_at = now + timedelta(seconds=retry.backoff_seconds(head.attempts))
@@ -217,17 +204,14 @@ def _next_try(session: Session, ticket_id: int, connector: Connector, retry: Ret
     return delivery_id, outgoing
 
 
-def _why_not(found: Any, retry: RetryPolicy, connector: str) -> _Stop | None:
+def _why_not(head: Delivery | None, retry: RetryPolicy, connector: str) -> _Stop | None:
     """Why the oldest undelivered event is not to be sent now (None: it is)."""
-    if found is None:
+    if head is None:
         return _Stop(NOTHING_PENDING)
-    head, settled = found
     if head.status == "failed":
         return _Stop(f"waiting behind failed delivery {head.id}")
     if head.next_attempt_at > utcnow() + timedelta(milliseconds=500):
         return _Stop("backing off", head.next_attempt_at)
-    if head.write_horizon is not None and settled < head.write_horizon:
-        return _Stop("an older transaction is still open", settling=True)
     if head.attempts >= retry.max_attempts:  # tries cut short by dying workers count too
         head.status = "failed"
         head.last_error = f"{head.last_error or 'no answer'} (gave up after " \

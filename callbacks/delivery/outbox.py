@@ -28,7 +28,6 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -54,10 +53,9 @@ STATUSES = ("pending", "delivered", "failed")
 QUEUE = "default"
 JOB_TIMEOUT = 600
 _STREAMS_KEY = "delivery.streams"
-HORIZON = text("pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-"""Evaluated in the INSERT: the first transaction id not yet handed out."""
-SETTLED = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-"""Every transaction with a lower id has ended."""
+EVENT_LOCK_SPACE = 0x0E7E
+"""The first key of the lock a transaction holds while it adds events to a ticket
+(pg_advisory_xact_lock(space, ticket id))."""
 _WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -86,10 +84,6 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    write_horizon: Mapped[int | None] = mapped_column(BigInteger)
-    """PostgreSQL: the first transaction id not yet started when the row was written. Once
-    every older transaction has ended, no event of this ticket with a lower id can still
-    commit, so the row may go out without overtaking one (SQLite has one writer: None)."""
 
 
 class DeliveryStream(Base):
@@ -137,16 +131,21 @@ def record_event(session: Session, ticket: Ticket, ticket_event: TicketEvent) ->
                if connector.wants(ticket_event.kind) and ticket_event.by != origin(connector.name)]
     if not targets:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        # Until this transaction ends, no other adds a delivered event to this ticket: event
+        # ids of a ticket commit in their order, so the dispatcher never sees a later event
+        # before an earlier one (SQLite has one writer). Taken before the event gets its id.
+        with session.no_autoflush:
+            session.execute(text("SELECT pg_advisory_xact_lock(:space, :ticket)"),
+                            {"space": EVENT_LOCK_SPACE, "ticket": ticket.id})
     if ticket_event.id is None:
         session.flush()
     moment = ticket_event.at or utcnow()
-    horizon = HORIZON if session.get_bind().dialect.name == "postgresql" else None
     rows = [Delivery(ticket_id=ticket.id, event_id=ticket_event.id, connector=connector.name,
                      kind=ticket_event.kind, status="pending", attempts=0,
                      idempotency_key=idempotency_key(ticket.number, ticket_event.id,
                                                      connector.name),
-                     next_attempt_at=moment, created_at=moment, updated_at=moment,
-                     write_horizon=horizon)
+                     next_attempt_at=moment, created_at=moment, updated_at=moment)
             for connector in targets]
     session.add_all(rows)
     streams: set[tuple[int, str]] = session.info.setdefault(_STREAMS_KEY, set())

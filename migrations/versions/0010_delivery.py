@@ -66,7 +66,6 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('write_horizon', sa.BigInteger(), nullable=True),
     sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name=op.f('ck_deliveries_status')),
     sa.ForeignKeyConstraint(['event_id'], ['ticket_events.id'], name=op.f('fk_deliveries_event_id_ticket_events'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_deliveries_ticket_id_tickets'), ondelete='CASCADE'),
