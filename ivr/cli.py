@@ -166,7 +166,8 @@ def reconcile_command() -> None:
                            wrap_up_seconds=int(current_app.config["WRAP_UP_SECONDS"]))
     voicemails = report.voicemails_requeued or "none"
     click.echo(f"checked {report.voicemails_checked} voicemail(s); queued again: voicemails "
-               f"{voicemails}, ticket SMS {report.sms_requeued or 'none'}")
+               f"{voicemails}, ticket SMS {report.sms_requeued or 'none'}, deliveries "
+               f"{report.deliveries_requeued or 'none'}")
 
 
 def _with_app(command: click.Command) -> click.Command:

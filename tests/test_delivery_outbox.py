@@ -341,3 +341,28 @@ def test_a_second_writer_of_the_same_tickets_events_waits_so_ids_commit_in_order
         notes = [(row.event_id, row.kind) for row in deliveries(session) if row.kind == "note"]
         details = [session.get(TicketEvent, event_id).detail for event_id, _ in notes]
     assert details == ["written first, committed last", "written second"]  # ids in that order
+
+
+def test_the_webhook_body_matches_the_schema_the_openapi_document_publishes(
+        app: Flask, database_url: str, redis_url: str, hooks: WebhookReceiver,
+        tmp_path: Path) -> None:
+    import jsonschema
+
+    from tests.test_delivery_zammad import work
+
+    configure_runtime(database_url, redis_url,
+                      write_delivery_file(tmp_path, webhook_connector(hooks.url)))
+    make_tickets(app, 1, updates=UPDATES[:2])
+    work(app, redis_url)
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    hook = spec["webhooks"]["ticketEvent"]["post"]
+    assert {p["name"] for p in hook["parameters"]} == {
+        "X-Helpdesk-Timestamp", "X-Helpdesk-Signature", "Idempotency-Key", "X-Helpdesk-Event"}
+    schema = {"$ref": "#/components/schemas/TicketEventPayload",
+              "components": spec["components"]}
+    documents = hooks.accepted()
+    assert [doc["event"]["kind"] for doc in documents] == ["created", "transcribed", "status"]
+    for document in documents:
+        jsonschema.validate(document, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**documents[0], "ticket": {"number": 10001}}, schema)
