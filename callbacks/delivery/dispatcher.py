@@ -15,9 +15,9 @@ deliver the same ticket to the same place at once. Then, for the oldest undelive
 
 A delivery is therefore sent at least once and recorded once; the receiver recognises a second
 send (a worker killed between sending and recording) by its idempotency key or Message-ID.
-Events of one ticket commit in the order of their ids (`record_event` holds a lock on the
-ticket until its transaction ends), so the oldest undelivered event seen is never overtaken by
-one committed later. Once its own ticket is done, the job sends
+Events of one ticket commit in the order of their ids (`record_event` locks the ticket's row
+until its transaction ends), so the oldest undelivered event seen is never overtaken by one
+committed later. Once its own ticket is done, the job sends
 other tickets' next events to the same connector in batches (`callbacks.delivery.batch`).
 """
 

@@ -53,9 +53,6 @@ STATUSES = ("pending", "delivered", "failed")
 QUEUE = "default"
 JOB_TIMEOUT = 600
 _STREAMS_KEY = "delivery.streams"
-EVENT_LOCK_SPACE = 0x0E7E
-"""The first key of the lock a transaction holds while it adds events to a ticket
-(pg_advisory_xact_lock(space, ticket id))."""
 _WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -134,10 +131,11 @@ def record_event(session: Session, ticket: Ticket, ticket_event: TicketEvent) ->
     if session.get_bind().dialect.name == "postgresql":
         # Until this transaction ends, no other adds a delivered event to this ticket: event
         # ids of a ticket commit in their order, so the dispatcher never sees a later event
-        # before an earlier one (SQLite has one writer). Taken before the event gets its id.
+        # before an earlier one (SQLite has one writer). Taken before the event gets its id;
+        # the lock is the one an UPDATE of the ticket takes, so it adds no new lock order.
         with session.no_autoflush:
-            session.execute(text("SELECT pg_advisory_xact_lock(:space, :ticket)"),
-                            {"space": EVENT_LOCK_SPACE, "ticket": ticket.id})
+            session.execute(text("SELECT 1 FROM tickets WHERE id = :ticket FOR NO KEY UPDATE"),
+                            {"ticket": ticket.id})
     if ticket_event.id is None:
         session.flush()
     moment = ticket_event.at or utcnow()
