@@ -366,3 +366,24 @@ def test_the_webhook_body_matches_the_schema_the_openapi_document_publishes(
         jsonschema.validate(document, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**documents[0], "ticket": {"number": 10001}}, schema)
+
+
+def test_a_voicemail_reported_twice_is_one_created_event_and_one_delivery_per_connector(
+        app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> None:
+    from callbacks.tickets.ticket import open_ticket_for_voicemail
+    from callbacks.voicemail import RecordingReport, store_recording
+
+    configure_runtime(database_url, redis_url, write_delivery_file(
+        tmp_path, webhook_connector("http://127.0.0.1:9/hooks")))
+    report = RecordingReport(recording_sid="RE" + "1" * 32, call_sid="CA" + "1" * 32,
+                             recording_url="https://api.twilio.com/r", duration_seconds=7,
+                             flow_version_id=None, node="voicemail", language="en")
+    for _ in range(2):  # Twilio reports a recording twice: the Record action, then its status
+        with app.extensions["ivr.sessions"]() as session:
+            voicemail, _new = store_recording(session, report)
+            open_ticket_for_voicemail(session, voicemail, "+4930555011")
+            session.commit()
+    with app.extensions["ivr.sessions"]() as session:
+        kinds = list(session.scalars(select(TicketEvent.kind)))
+        assert kinds == ["created"]
+        assert [row.kind for row in deliveries(session)] == ["created"]

@@ -117,12 +117,13 @@ def open_ticket_for_voicemail(session: Session, voicemail: Voicemail, caller: st
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    result = session.execute(
+    # RETURNING says whether this report made the row (an ORM session's rowcount is -1).
+    inserted = session.scalar(
         insert_ignoring_duplicates(session, Ticket.__table__, ["voicemail_id"]).values(**values)
-    )
+        .returning(Ticket.__table__.c.id))
     ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
     assert ticket is not None
-    if getattr(result, "rowcount", 0):
+    if inserted is not None:
         add_event(session, ticket, "created",
                   f"voicemail of {voicemail.duration_seconds} s at node {voicemail.node}")
     return ticket
