@@ -4,6 +4,8 @@ see all of them. A module that defines a table is listed here."""
 from __future__ import annotations
 
 import callbacks.calllog
+import callbacks.delivery.inbound
+import callbacks.delivery.outbox
 import callbacks.flowstore
 import callbacks.survey
 import callbacks.tickets.optout

@@ -20,6 +20,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from callbacks.db import utcnow
+from callbacks.delivery.outbox import requeue_lost_deliveries
 from callbacks.queues import (
     enqueue_ticket_sms,
     enqueue_voicemail,
@@ -83,6 +84,7 @@ class ReconcileReport:
     live_calls_lost: list[int] = field(default_factory=list)
     live_calls_routed: list[int] = field(default_factory=list)
     callbacks_routed: list[int] = field(default_factory=list)
+    deliveries_requeued: list[str] = field(default_factory=list)
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -109,7 +111,8 @@ def reconcile(session: Session, connection: Redis,
               heartbeat_seconds: int = HEARTBEAT_SECONDS,
               wrap_up_seconds: int = WRAP_UP_SECONDS, *, ring_seconds: int = RING_SECONDS,
               lost_after: timedelta = LOST_AFTER, sweep: bool = False) -> ReconcileReport:
-    """Queue again every voicemail, ticket SMS and text about a ticket event whose job is gone,
+    """Queue again every voicemail, ticket SMS, text about a ticket event and delivery whose job
+    is gone,
     put back stuck callbacks and live callers, end wrap-ups whose scheduled end was lost and
     free stranded agents; with `sweep`, then route every free agent (the worker sweeps on its
     own)."""
@@ -150,6 +153,9 @@ def reconcile(session: Session, connection: Redis,
         session, settled_before, timedelta(seconds=ring_seconds))
     report.live_calls_lost = close_lost_live_calls(session, utcnow() - lost_after)
     report.agents_freed = free_stranded_agents(session, settled_before)
+    report.deliveries_requeued = requeue_lost_deliveries(
+        session, connection, settled_before,
+        lambda redis, job_id: job_is_alive(redis, job_id, heartbeat_seconds))
     if sweep:
         try:
             routed = route_sweep()
@@ -159,14 +165,15 @@ def reconcile(session: Session, connection: Redis,
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
             or report.caller_texts_requeued or report.wrap_ups_ended or report.agents_freed
             or report.live_calls_put_back or report.live_offers_ended
-            or report.live_calls_lost):
+            or report.live_calls_lost or report.deliveries_requeued):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "texts about ticket events %s; wrap-ups ended for agents %s; agents freed "
-                    "%s; live callers back in line %s, rings ended %s, callers lost %s",
+                    "texts about ticket events %s, deliveries %s; wrap-ups ended for agents "
+                    "%s; agents freed %s; live callers back in line %s, rings ended %s, "
+                    "callers lost %s",
                     report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
-                    report.caller_texts_requeued, report.wrap_ups_ended, report.agents_freed,
-                    report.live_calls_put_back, report.live_offers_ended,
-                    report.live_calls_lost)
+                    report.caller_texts_requeued, report.deliveries_requeued,
+                    report.wrap_ups_ended, report.agents_freed, report.live_calls_put_back,
+                    report.live_offers_ended, report.live_calls_lost)
     return report
 
 

@@ -20,6 +20,7 @@ from callbacks.queues import redis_connection
 from callbacks.settings import Settings
 
 if TYPE_CHECKING:
+    from callbacks.delivery.settings import DeliverySettings
     from callbacks.directory import Directory
     from callbacks.priority import PriorityPolicy
     from callbacks.tickets.texts import SmsTexts
@@ -123,6 +124,13 @@ def directory() -> Directory:
     from callbacks.directory import load_directory
 
     return _file_once("directory_file", load_directory)
+
+
+def delivery() -> DeliverySettings:
+    """The connectors tickets are delivered to (none when no delivery file is set)."""
+    from callbacks.delivery.settings import load_delivery
+
+    return _file_once("delivery_file", load_delivery)
 
 
 def keyword_rules() -> KeywordRules:

@@ -25,6 +25,7 @@ class Settings:
     directory_file: str = "flows/directory.csv"
     texts_file: str = "flows/texts.yaml"
     default_flow: str = "it-support"
+    delivery_file: str = ""  # connectors to the company's ticket system; empty: none
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
     speech_threads: int = 1
@@ -55,6 +56,7 @@ class Settings:
             priorities_file=config.get("PRIORITIES_FILE", "flows/priorities.yaml"),
             directory_file=config.get("DIRECTORY_FILE", "flows/directory.csv"),
             texts_file=config.get("TEXTS_FILE", "flows/texts.yaml"),
+            delivery_file=config.get("DELIVERY_FILE", ""),
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
             speech_threads=int(config.get("SPEECH_THREADS", 1)),

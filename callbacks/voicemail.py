@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, select
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
@@ -76,7 +74,7 @@ class RecordingReport:
 
 def store_recording(session: Session, report: RecordingReport) -> tuple[Voicemail, bool]:
     """Write the voicemail row (once per RecordingSid); returns it and whether it is new."""
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+    inserted = session.scalar(
         insert_ignoring_duplicates(session, Voicemail.__table__, ["recording_sid"]).values(
             recording_sid=report.recording_sid,
             call_sid=report.call_sid,
@@ -93,13 +91,13 @@ def store_recording(session: Session, report: RecordingReport) -> tuple[Voicemai
             attempts=0,
             created_at=utcnow(),
             updated_at=utcnow(),
-        )
+        ).returning(Voicemail.__table__.c.id)  # whether this report made the row
     )
     voicemail = session.scalar(
         select(Voicemail).where(Voicemail.recording_sid == report.recording_sid)
     )
     assert voicemail is not None
-    return voicemail, bool(result.rowcount)
+    return voicemail, inserted is not None
 
 
 def store_audio(session: Session, voicemail_id: int, data: bytes,

@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(webhooks)
     from ivr.console import bp as console_bp
     app.register_blueprint(console_bp)
+    import ivr.api.delivery  # noqa: F401  (registers its routes on the API blueprint)
     from ivr.api.routes import bp as api_bp
     auth.csrf.exempt(api_bp)  # cookie requests send X-CSRFToken instead; bearer ones need none
     app.register_blueprint(api_bp)
@@ -64,8 +65,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _load_callback_rules(app: Flask) -> None:
-    """Priority levels and SLA targets, the caller directory and the texts to callers, read
-    once at start-up (a broken file stops the start with its problems)."""
+    """Priority levels and SLA targets, the caller directory, the texts to callers and the
+    delivery connectors, read once at start-up (a broken file stops the start with its
+    problems)."""
+    from callbacks.delivery.settings import load_delivery
     from callbacks.directory import load_directory
     from callbacks.priority import load_policy
     from callbacks.tickets.texts import load_texts
@@ -73,6 +76,7 @@ def _load_callback_rules(app: Flask) -> None:
     app.extensions["ivr.priorities"] = load_policy(app.config["PRIORITIES_FILE"])
     app.extensions["ivr.directory"] = load_directory(app.config["DIRECTORY_FILE"])
     app.extensions["ivr.texts"] = load_texts(app.config["TEXTS_FILE"])
+    app.extensions["ivr.delivery"] = load_delivery(app.config["DELIVERY_FILE"])
 
 
 def _warm_flow_cache(app: Flask) -> None:

@@ -161,6 +161,7 @@ def worker(burst: bool, no_preload: bool) -> None:
     if not settings.redis_url:
         raise click.ClickException("set REDIS_URL (or IVR_REDIS_URL) to the Redis to work from")
     runtime.configure(settings)
+    runtime.delivery()  # a broken delivery file stops the worker here, with its problems
     if not no_preload:
         preload_models()
     run_worker(burst=burst)
@@ -192,6 +193,7 @@ def reconcile_command() -> None:
                f"{listed(report.live_calls_lost)}")
     click.echo(f"routed now: live callers {listed(report.live_calls_routed)}, callbacks "
                f"{listed(report.callbacks_routed)}")
+    click.echo(f"deliveries queued again: {', '.join(report.deliveries_requeued) or 'none'}")
 
 
 def _with_app(command: click.Command) -> click.Command:

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "PRIORITIES_FILE": "",
     "DIRECTORY_FILE": "",
     "TEXTS_FILE": "",  # the SMS texts to callers per language (flows/texts.yaml)
+    "DELIVERY_FILE": "",  # connectors to the company's ticket system (flows/delivery.yaml)
     "DELETE_RECORDINGS": False,
     "MAX_VOICEMAIL_SECONDS": 600,
     "SPEECH_THREADS": 1,
@@ -96,7 +97,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     if not app.config["MODELS_DIR"]:
         app.config["MODELS_DIR"] = str(Path(app.instance_path) / "models")
     for key, name in (("KEYWORDS_FILE", "keywords.yaml"), ("PRIORITIES_FILE", "priorities.yaml"),
-                      ("DIRECTORY_FILE", "directory.csv"), ("TEXTS_FILE", "texts.yaml")):
+                      ("DIRECTORY_FILE", "directory.csv"), ("TEXTS_FILE", "texts.yaml"),
+                      ("DELIVERY_FILE", "delivery.yaml")):
         if not app.config[key]:
             app.config[key] = str(ROOT / "flows" / name)
     log_format = str(app.config["LOG_FORMAT"] or "").strip().lower()

@@ -20,9 +20,11 @@ PUBLIC = {
     ("/static/<path:filename>", "GET"),
     ("/console/sign-in", "GET"), ("/console/sign-in", "POST"),
     ("/api/v1/openapi.json", "GET"), ("/api/v1/session", "POST"),
+    ("/api/v1/delivery/inbound/<name>", "POST"),
 }
 """Reachable without signing in: probes, metrics (IVR_METRICS_TOKEN guards them when set),
-static files, the sign-in form and API sign-in, and the API's description."""
+static files, the sign-in form and API sign-in, the API's description, and the status changes
+a ticket system reports back (signed with its connector's secret instead)."""
 SAMPLE_VALUES = {"name": "it-support", "slug": "calls-by-hour", "filename": "console.css",
                  "number": "10001"}
 

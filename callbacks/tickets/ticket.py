@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
 from callbacks.calllog import CallStep, normalize_number
 from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
+from callbacks.delivery.outbox import record_event
 from callbacks.voicemail import Voicemail
 
 if TYPE_CHECKING:
@@ -156,12 +157,13 @@ def open_ticket_for_voicemail(session: Session, voicemail: Voicemail, caller: st
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    result = session.execute(
+    # RETURNING says whether this report made the row (an ORM session's rowcount is -1).
+    inserted = session.scalar(
         insert_ignoring_duplicates(session, Ticket.__table__, ["voicemail_id"]).values(**values)
-    )
+        .returning(Ticket.__table__.c.id))
     ticket = session.scalar(select(Ticket).where(Ticket.voicemail_id == voicemail.id))
     assert ticket is not None
-    if getattr(result, "rowcount", 0):
+    if inserted is not None:
         add_event(session, ticket, "created",
                   f"voicemail of {voicemail.duration_seconds} s at node {voicemail.node}")
     return ticket
@@ -206,10 +208,12 @@ def add_event(session: Session, ticket: Ticket, kind: str, detail: str = "",
               voicemail_id: int | None = None) -> TicketEvent:
     """Append to a ticket's history (`notify`: the caller gets a text about it; `about_event_id`:
     the event a follow-up such as sms_sent is about; `voicemail_id`: a message the caller added
-    by phone)."""
+    by phone). In the same transaction, the event goes to the outbox of every connector that
+    delivers this kind of event to the company's ticket system."""
     event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, by=by, at=utcnow(),
                         notify=notify, about_event_id=about_event_id, voicemail_id=voicemail_id)
     session.add(event)
+    record_event(session, ticket, event)
     return event
 
 

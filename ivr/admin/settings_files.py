@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callbacks.delivery.settings import load_delivery
 from callbacks.directory import DirectoryInvalid, load_directory
 from callbacks.priority import load_policy
 from callbacks.tickets.texts import load_texts
@@ -47,6 +48,10 @@ _FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("TEXTS_FILE", "Texts to callers (SMS)",
      "What callers are texted, per language: the ticket number, each status change, agents' "
      "replies, the survey.", load_texts),
+    ("DELIVERY_FILE", "Delivery to the ticket system",
+     "Connectors (email, signed webhook, Zammad) that receive every ticket event; secrets "
+     "are named environment variables.",
+     load_delivery),
 )
 
 

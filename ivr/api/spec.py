@@ -21,11 +21,17 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "string": {"type": "string", "pattern": "^[0-9]{5,10}$", "examples": ["10042"]},
 }
 """Path parameter schemas by Flask converter (strings are ticket numbers here)."""
+NAMED_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$",
+             "examples": ["servicedesk-mail"]},
+}
+"""Path parameters whose name decides their schema (a delivery connector's name)."""
 
 
 def openapi_document(routes: list[ApiRoute], cookie_name: str = "session") -> str:
     """The document as JSON text: every route, its security, bodies and response codes."""
     schemas, refs = _component_schemas(routes)
+    webhooks = _delivery_webhook(schemas)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         path = PREFIX + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route.rule)
@@ -45,6 +51,7 @@ def openapi_document(routes: list[ApiRoute], cookie_name: str = "session") -> st
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in dict.fromkeys(route.tag for route in routes)],
         "paths": paths,
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -57,6 +64,40 @@ def openapi_document(routes: list[ApiRoute], cookie_name: str = "session") -> st
         "security": SIGNED_IN,
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _delivery_webhook(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The signed POST the webhook connector sends for every ticket event (its body schema is
+    added to `schemas`)."""
+    from callbacks.delivery.payloads import TicketEventPayload
+
+    schema = TicketEventPayload.model_json_schema(by_alias=True, ref_template=REF_TEMPLATE,
+                                                  mode="serialization")
+    schemas.update(schema.pop("$defs", {}))
+    schemas["TicketEventPayload"] = schema
+    header = {"in": "header", "required": True, "schema": {"type": "string"}}
+    return {"ticketEvent": {"post": {
+        "summary": "A ticket event delivered to the company's ticket system",
+        "description": (
+            "Sent by a `webhook` connector (flows/delivery.yaml) for every ticket event, in "
+            "event order per ticket, until a 2xx answer. Verify `X-Helpdesk-Signature` "
+            "(`sha256=` + hex HMAC-SHA256 of `<X-Helpdesk-Timestamp>.<body>` with the "
+            "secret), refuse timestamps outside your replay window, and take each "
+            "`Idempotency-Key` once (the same on every try of an event)."),
+        "parameters": [
+            {**header, "name": "X-Helpdesk-Timestamp", "description": "Unix seconds of this try"},
+            {**header, "name": "X-Helpdesk-Signature",
+             "description": "sha256=<hex HMAC-SHA256 of timestamp + '.' + body>"},
+            {**header, "name": "Idempotency-Key",
+             "description": "ivr-<ticket number>-<event id>-<connector>"},
+            {**header, "name": "X-Helpdesk-Event", "description": "The event's kind"}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": REF_TEMPLATE.format(model="TicketEventPayload")}}}},
+        "responses": {
+            "200": {"description": "Taken (also for a repeat of a key taken before)"},
+            "503": {"description": "Any 5xx, 408, 425 or 429: tried again after a backoff"},
+            "400": {"description": "Any other 4xx: the delivery fails until an admin "
+                                   "retries it"}}}}}
 
 
 def _component_schemas(routes: list[ApiRoute]) -> tuple[dict[str, Any], dict[Any, Any]]:
@@ -82,7 +123,8 @@ def _operation(route: ApiRoute, refs: dict[Any, Any]) -> dict[str, Any]:
         "security": [] if route.access == PUBLIC else SIGNED_IN,
     }
     parameters = [{"name": name, "in": "path", "required": True,
-                   "schema": PATH_SCHEMAS[converter]} for name, converter in route.path_params]
+                   "schema": NAMED_PATH_SCHEMAS.get(name, PATH_SCHEMAS[converter])}
+                  for name, converter in route.path_params]
     if route.query is not None:
         query = route.query.model_json_schema()
         for name, schema in query.get("properties", {}).items():
