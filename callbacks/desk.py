@@ -1,5 +1,6 @@
-"""The agents' desk: the call list in queue order, a callback's and a ticket's story, and the
-one-click actions (call now, snooze, resolve with a note, reassign, availability).
+"""The agents' desk: the call list in queue order (callers waiting on the line beside the
+callbacks), a callback's and a ticket's story, and the one-click actions (call now, snooze,
+resolve with a note, reassign, availability).
 
 The console pages and the JSON API both call these functions; they hold no HTTP.
 """
@@ -38,6 +39,7 @@ from callbacks.workqueue.agents import CHOSEN_STATES, Agent, set_availability
 from callbacks.workqueue.attempts import CallbackAttempt, attempts_for
 from callbacks.workqueue.callback_requests import OPEN_STATUSES, CallbackRequest
 from callbacks.workqueue.dialer import enqueue_dial
+from callbacks.workqueue.line import LiveEntry, callers_in_line
 
 SNIPPET = 140
 """Characters of a transcript shown in the call list."""
@@ -84,6 +86,8 @@ class CallListEntry:
     text_failed: bool = False
     """A text to the caller about this callback's ticket could not be sent (none went since)."""
     ticket_status: str | None = None
+
+    kind = "callback"
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,17 @@ def call_list(session: Session, now: datetime | None = None, *, include_closed: 
     return [dataclasses.replace(_entry(request, ticket, names, moment),
                                 text_failed=ticket is not None and ticket.id in unsent)
             for request, ticket in rows]
+
+
+def work_list(session: Session, now: datetime | None = None,
+              limit: int = 200) -> list[LiveEntry | CallListEntry]:
+    """Callers waiting on the line and open callbacks in the order agents get them: by due
+    time, a caller on the line before a callback due at the same moment."""
+    moment = now or utcnow()
+    entries: list[LiveEntry | CallListEntry] = [
+        *callers_in_line(session, runtime.directory(), moment, limit),
+        *call_list(session, moment, limit=limit)]
+    return sorted(entries, key=lambda entry: (entry.due_at, entry.kind != "live", entry.id))
 
 
 def failed_texts(events: list[TicketEvent]) -> list[TicketEvent]:

@@ -1,9 +1,11 @@
 """The line as a caller sees it: how urgent they are, who could answer them, their place and
-the wait to expect. Read from SQL, the same order agents are served in."""
+the wait to expect; and as agents see it: the callers waiting, with their place and who is
+being rung for them. Read from SQL, the same order agents are served in."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
@@ -14,7 +16,7 @@ from callbacks.directory import Directory
 from callbacks.priority import PriorityPolicy, priority_for
 from callbacks.workqueue.agents import Agent
 from callbacks.workqueue.callback_requests import CallbackRequest
-from callbacks.workqueue.live_calls import IN_LINE, LineAsk, LiveCall
+from callbacks.workqueue.live_calls import IN_LINE, LineAsk, LiveCall, LiveOffer
 from callbacks.workqueue.skills import AgentSkill
 
 DEFAULT_HANDLE_TIME = timedelta(minutes=5)
@@ -105,3 +107,51 @@ def estimated_minutes(session: Session, call: LiveCall, place: int, now: datetim
     agents = max(1, signed_in_agents_for(session, call.language))
     expected = handle_time(session, now) * place / agents
     return max(1, math.ceil(expected / timedelta(minutes=1)))
+
+
+@dataclass(frozen=True)
+class LiveEntry:
+    """A caller waiting on the line, as the agents' call list shows them."""
+
+    id: int
+    caller: str
+    caller_name: str
+    language: str
+    category: str
+    priority: str
+    reasons: str
+    status: str
+    """'waiting', or 'offered' while an agent's phone rings for them."""
+    entered_at: datetime
+    due_at: datetime
+    overdue: bool
+    place: int
+    offers: int
+    ringing: str | None
+    """The agent whose phone rings for this caller now, by name."""
+
+    kind = "live"
+
+
+def callers_in_line(session: Session, directory: Directory, now: datetime,
+                    limit: int = 200) -> list[LiveEntry]:
+    """Callers waiting on the line, due first (the order agents take them), with their place
+    and the agent being rung for them."""
+    ringing: dict[int, str] = {call_id: name for call_id, name in session.execute(
+        select(LiveOffer.live_call_id, func.coalesce(func.nullif(Agent.display_name, ""),
+                                                     Agent.username))
+        .join(Agent, Agent.id == LiveOffer.agent_id)
+        .where(LiveOffer.stage == "ringing_agent"))}
+    calls = session.scalars(select(LiveCall).where(LiveCall.status.in_(IN_LINE))
+                            .order_by(LiveCall.due_at, LiveCall.id).limit(limit)).all()
+    entries = []
+    for call in calls:
+        employee = directory.lookup(call.caller)
+        entries.append(LiveEntry(
+            id=call.id, caller=call.caller, caller_name=employee.name if employee else "",
+            language=call.language, category=call.category, priority=call.priority,
+            reasons=call.reasons, status=call.status, entered_at=call.entered_at,
+            due_at=call.due_at, overdue=call.due_at < now,
+            place=place_in_line(session, call, now), offers=call.offers,
+            ringing=ringing.get(call.id) if call.status == "offered" else None))
+    return entries

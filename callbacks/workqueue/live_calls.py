@@ -78,7 +78,8 @@ class LiveCall(Base):
     queue_name: Mapped[str] = mapped_column(String(64))
     queue_sid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
-    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    """When the caller first joined the line; reports and the wallboard count them on its day."""
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     overflow_at: Mapped[datetime] = mapped_column(UTCDateTime)
     """Entered plus the priority's max wait: from then on the caller goes to the overflow."""

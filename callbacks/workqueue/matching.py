@@ -244,3 +244,29 @@ def waiting_work_exists(session: Session, now: datetime) -> bool:
         CallbackRequest.status == "pending", CallbackRequest.available_at <= now).limit(1)
     ) is not None
 
+
+
+def best_callbacks(session: Session, agent_id: int, now: datetime, rules: RoutingRules,
+                   limit: int = 3) -> list[int]:
+    """The waiting callbacks the agent qualifies for by language and reservation, most urgent
+    for them first (the matching rule's rank), whatever their dial mode: what a preview
+    agent's Take next calls. At most `limit`; nothing is claimed."""
+    skills = session.execute(select(AgentSkill.kind, AgentSkill.code, AgentSkill.level)
+                             .where(AgentSkill.agent_id == agent_id)).all()
+    languages = [code for kind, code, _ in skills if kind == "language"] + [""]
+    topics = {code: level for kind, code, level in skills if kind == "topic"}
+    waiting = select(CallbackRequest.id, CallbackRequest.due_at, CallbackRequest.category).where(
+        CallbackRequest.status == "pending", CallbackRequest.available_at <= now,
+        CallbackRequest.assigned_agent_id.is_(None)
+        | (CallbackRequest.assigned_agent_id == agent_id))
+    found: dict[int, tuple[datetime, datetime, int]] = {}
+    # The heads of each language, overall and per topic the agent knows, hold the best ranks
+    # (as in the routing statement).
+    for language in languages:
+        in_language = waiting.where(CallbackRequest.language == language)
+        for query in (in_language, *(in_language.where(CallbackRequest.category == topic)
+                                     for topic in topics)):
+            for item_id, due_at, category in session.execute(
+                    query.order_by(CallbackRequest.due_at, CallbackRequest.id).limit(limit)):
+                found[item_id] = (rank(due_at, category, topics, rules), due_at, item_id)
+    return [key[2] for key in sorted(found.values())][:limit]

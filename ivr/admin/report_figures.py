@@ -21,6 +21,8 @@ from callbacks.reports_followups import (
     voicemail_report,
 )
 from callbacks.tickets.report import ticket_report
+from callbacks.workqueue import service_level
+from callbacks.workqueue.service_level import ServiceFigures
 
 Cell = str | int | float | None
 
@@ -37,13 +39,16 @@ class Figure:
     """Columns drawn as datasets; column 0 labels the x axis."""
     kind: str = "bar"
     note: str = ""
+    right_axis: tuple[int, ...] = ()
+    """Plotted columns drawn against a second scale on the right (seconds beside percents)."""
 
     def chart(self) -> dict[str, Any]:
         """The Chart.js data of the figure (labels and one dataset per plotted column)."""
         return {
             "type": self.kind,
             "labels": [str(row[0]) for row in self.rows],
-            "datasets": [{"label": self.columns[i], "data": [row[i] for row in self.rows]}
+            "datasets": [{"label": self.columns[i], "data": [row[i] for row in self.rows],
+                          **({"axis": "right"} if i in self.right_axis else {})}
                          for i in self.plotted],
         }
 
@@ -86,6 +91,57 @@ def abandonment_figures(session: Session, rng: ReportRange, now: datetime) -> li
                    _count_rows(left.by_node),
                    note=f"{left.abandoned} of {left.ended} ended calls{share} reached no agent, "
                         "voicemail or callback and were not ended by the flow.")]
+
+
+LIVE_COLUMNS = ("callers", "answered", "avg_answer_seconds", "service_level_percent",
+                "met_target", "missed_target", "abandoned", "abandoned_percent")
+LIVE_NOTE = ("Callers count on the day they joined a line. Answer speed: seconds from joining "
+             "to being answered. Service level: answered within the priority's target, of "
+             "those answered or gone or waiting past it (callers who left unanswered within "
+             "the target are left out). Abandoned: hung up while waiting, of all callers.")
+
+
+def _service_rows(groups: tuple[ServiceFigures, ...]) -> tuple[tuple[Cell, ...], ...]:
+    return tuple((g.label, g.callers, g.answered, g.average_answer_seconds,
+                  g.service_level_percent, g.met, g.missed, g.abandoned, g.abandoned_percent)
+                 for g in groups)
+
+
+def live_figures(session: Session, rng: ReportRange, now: datetime) -> list[Figure]:
+    """Answer speed, service level and abandonment while waiting of live callers, by
+    language, topic and agent."""
+    since, until = rng.since, rng.until
+    total = service_level.overall(session, since, until, now)
+    summary = (f"{total.callers} callers joined a line, {total.answered} were answered"
+               + (f", {total.service_level_percent} % within target" if
+                  total.service_level_percent is not None else "")
+               + (f", average answer {total.average_answer_seconds} s" if
+                  total.average_answer_seconds is not None else "")
+               + f"; {total.abandoned} hung up while waiting. ")
+    plotted = (4, 8, 3)
+    agents = service_level.by_agent(session, since, until, now)
+    return [
+        Figure("live-by-language", "Live callers by language: answer speed, service level, "
+               "abandonment", ("language", *LIVE_COLUMNS),
+               _service_rows(service_level.by_language(session, since, until, now)),
+               plotted=plotted, right_axis=(3,), note=summary + LIVE_NOTE),
+        Figure("live-by-topic", "Live callers by topic: answer speed, service level, "
+               "abandonment", ("topic", *LIVE_COLUMNS),
+               _service_rows(service_level.by_topic(session, since, until, now)),
+               plotted=plotted, right_axis=(3,)),
+        Figure("live-by-agent", "Live callers by agent: answer speed, service level, rings "
+               "not answered, callers who hung up while ringing",
+               ("agent", "rung", "answered", "avg_answer_seconds", "service_level_percent",
+                "met_target", "missed_target", "rings_unanswered", "abandoned_while_ringing"),
+               tuple((a.label, a.rung, a.answered, a.average_answer_seconds,
+                      a.service_level_percent, a.met, a.missed, a.rings_unanswered,
+                      a.abandoned_while_ringing) for a in agents),
+               plotted=(4, 3), right_axis=(3,),
+               note="Per agent: the rings of their phone for callers who joined in the range, "
+                    "the callers they answered (answer speed, within target), rings they did "
+                    "not answer (no answer, busy, failed) and callers who hung up while their "
+                    "phone rang."),
+    ]
 
 
 def callback_figures(session: Session, rng: ReportRange, now: datetime) -> list[Figure]:
@@ -160,6 +216,7 @@ def satisfaction_figures(session: Session, rng: ReportRange, now: datetime) -> l
 SECTIONS: dict[str, Builder] = {
     "Calls": call_figures,
     "Abandonment": abandonment_figures,
+    "Live callers": live_figures,
     "Callbacks": callback_figures,
     "Voicemails": voicemail_figures,
     "Tickets": ticket_figures,
@@ -169,6 +226,8 @@ FIGURES: dict[str, Builder] = {
     "calls-by-hour": call_figures, "calls-by-day": call_figures,
     "calls-by-branch": call_figures, "calls-by-language": call_figures,
     "abandonment": abandonment_figures,
+    "live-by-language": live_figures, "live-by-topic": live_figures,
+    "live-by-agent": live_figures,
     "callback-sla": callback_figures, "callback-times": callback_figures,
     "oldest-waiting": callback_figures,
     "voicemail-categories": voicemail_figures, "voicemail-transcription": voicemail_figures,

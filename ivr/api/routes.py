@@ -35,7 +35,10 @@ from callbacks.workqueue.agents import authenticate
 from callbacks.workqueue.callback_requests import CallbackRequest
 from callbacks.workqueue.dialer import DialRefused, ReservedForAnother, call_now
 from ivr import signin_limits
-from ivr.api import agents  # noqa: F401 (the account routes register on the same blueprint)
+from ivr.api import (
+    agents,  # noqa: F401 (the account routes register on the same blueprint)
+    line,  # noqa: F401 (the live line's routes register on it too)
+)
 from ivr.api.core import (
     PUBLIC,
     ROUTES,

@@ -1,4 +1,5 @@
-"""The console's one-click actions: call now, snooze, resolve with a note, reassign, availability.
+"""The console's one-click actions: call now, snooze, resolve with a note, reassign, availability,
+take next.
 
 Each action calls one function of callbacks/desk.py or callbacks/workqueue/dialer.py and goes
 back to the page it came from with a flash message; what the desk refuses becomes a flash
@@ -27,6 +28,7 @@ from callbacks.desk import (
 )
 from callbacks.tickets.ticket import Ticket
 from callbacks.workqueue.callback_requests import CallbackRequest
+from callbacks.workqueue.current_work import take_next
 from callbacks.workqueue.dialer import DialRefused, call_now
 from ivr.auth import signed_in_agent
 from ivr.console.blueprint import bp, display_zone, local_time, safe_next, ticket_id_of
@@ -166,3 +168,15 @@ def availability() -> Response:
         return f"You are now {state.replace('_', ' ')}."
 
     return _act(set_state, url_for("console.call_list_page"))
+
+
+@bp.post("/next")
+@login_required
+def take_next_item() -> Response:
+    """Take next: the signed-in agent is ready and gets their most urgent item at once."""
+    agent = signed_in_agent()
+
+    def take() -> str:
+        return take_next(get_session(), runtime.settings(), agent).message
+
+    return _act(take, url_for("console.call_list_page"))

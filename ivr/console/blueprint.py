@@ -4,7 +4,7 @@ time filters, safe redirects, ticket numbers and the common page values."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from callbacks.tickets.actions import language_name
 from callbacks.tickets.ticket import TicketEvent, ticket_id_from_number
 from callbacks.tickets.workflow import label
 from callbacks.workqueue.agents import CHOSEN_STATES, Agent, list_agents
+from callbacks.workqueue.current_work import current_work
 from callbacks.workqueue.skills import format_skills
 from ivr.auth import signed_in_agent
 from ivr.db import get_session
@@ -80,6 +81,22 @@ def duration(minutes: int) -> str:
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
 
 
+@bp.app_template_filter("iso")
+def iso_time(moment: datetime) -> str:
+    """A timestamp as the browser's clock code reads it: UTC, to the millisecond."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@bp.app_template_filter("seconds")
+def seconds_text(seconds: float | None) -> str:
+    """A short span as '42 s' or '2 min 05 s'; '-' for none."""
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(max(0, round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
 @bp.app_template_filter("status_label")
 def status_label(status: str) -> str:
     """A ticket status as people read it ('waiting for the caller')."""
@@ -99,7 +116,8 @@ def console_context() -> dict[str, Any]:
     zone = display_zone()
     in_an_hour = (utcnow() + timedelta(hours=1)).astimezone(zone)
     return {"display_zone": zone, "availability_states": CHOSEN_STATES,
-            "snooze_default": in_an_hour.strftime("%Y-%m-%dT%H:%M")}
+            "snooze_default": in_an_hour.strftime("%Y-%m-%dT%H:%M"),
+            "server_now": iso_time(utcnow())}
 
 
 def display_zone() -> ZoneInfo:
@@ -135,10 +153,13 @@ def ticket_id_of(number_or_id: int) -> int:
 
 
 def page_view(back: str) -> dict[str, Any]:
-    """The signed-in agent, the agents to reassign to, and where actions return to."""
+    """The signed-in agent and their current call, the agents to reassign to, and where
+    actions return to."""
     agents: list[Agent] = [agent for agent in list_agents(get_session()) if agent.active]
+    me = signed_in_agent()
     # The dialer marks a claim as 'agent:<id>'; the list shows 'dialling by <name>'.
-    return {"agents": agents, "me": signed_in_agent(), "back": back,
+    return {"agents": agents, "me": me, "back": back,
+            "current": current_work(get_session(), me),
             "claimers": {f"agent:{agent.id}": agent.name for agent in agents}}
 
 

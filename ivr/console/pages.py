@@ -24,7 +24,7 @@ from flask import (
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
-from callbacks.desk import call_list, callback_story, ticket_audio, ticket_story
+from callbacks.desk import callback_story, ticket_audio, ticket_story, work_list
 from callbacks.workqueue.agents import authenticate
 from ivr import signin_limits
 from ivr.auth import end_session, start_session
@@ -77,7 +77,7 @@ def sign_out() -> BaseResponse:
 @bp.get("/")
 @login_required
 def call_list_page() -> str:
-    """The call list in queue order, refreshed live."""
+    """Callers on the line and callbacks in the order agents get them, refreshed live."""
     return render_template("console/list.html", **_call_list_view())
 
 
@@ -89,8 +89,18 @@ def call_list_fragment() -> str:
 
 
 def _call_list_view() -> dict[str, Any]:
-    return {"entries": call_list(get_session()),
+    entries = work_list(get_session())
+    return {"entries": entries,
+            "live_count": sum(1 for entry in entries if entry.kind == "live"),
             **page_view(back=url_for("console.call_list_page"))}
+
+
+@bp.get("/me/current")
+@login_required
+def current_work_fragment() -> str:
+    """The signed-in agent's current call (or state) and Take next, for the live refresh."""
+    return render_template("console/_current_work.html",
+                           **page_view(back=request.args.get("back", "")))
 
 
 @bp.get("/callbacks/<int:request_id>")

@@ -1,15 +1,41 @@
 // Live console: every few seconds each region marked data-live="<fragment URL>" is fetched
-// again and swapped in, unless the agent is busy with a form inside it. Without JavaScript
-// the pages still work; they just do not refresh by themselves.
+// again and swapped in, unless the agent is busy with a form inside it. In between, every
+// element with data-since="<ISO time>" shows the time since then (a caller's wait), ticking
+// every second. Without JavaScript the pages still work; they just do not refresh by themselves.
 (function () {
   "use strict";
   var PERIOD_MS = 2500;
+  var TICK_MS = 1000;
   var last = new WeakMap();
+  var skew = 0;  // server clock minus this browser's clock, from the page's data-server-now
 
   function busy(region) {
     var active = document.activeElement;
     return Boolean(active && active !== document.body && region.contains(active) &&
                    active.closest("form"));
+  }
+
+  function two(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  function elapsed(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var hours = Math.floor(s / 3600);
+    var minutes = Math.floor((s % 3600) / 60);
+    var rest = s % 60;
+    return hours ? hours + ":" + two(minutes) + ":" + two(rest) : minutes + ":" + two(rest);
+  }
+
+  function tick(root) {
+    var now = Date.now() + skew;
+    (root || document).querySelectorAll("[data-since]").forEach(function (timer) {
+      var since = Date.parse(timer.dataset.since);
+      if (!isNaN(since)) {
+        timer.textContent = elapsed((now - since) / 1000);
+        timer.setAttribute("title", "waiting since " + new Date(since).toLocaleTimeString());
+      }
+    });
   }
 
   function refresh(region) {
@@ -30,6 +56,7 @@
         if (html !== null && html !== last.get(region) && !busy(region)) {
           region.innerHTML = html;
           last.set(region, html);
+          tick(region);
           region.dataset.refreshed = String(Date.now());
         }
       })
@@ -38,6 +65,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var serverNow = Date.parse(document.body.dataset.serverNow || "");
+    if (!isNaN(serverNow)) {
+      skew = serverNow - Date.now();
+    }
+    tick();
+    window.setInterval(function () { tick(); }, TICK_MS);
     var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
     if (regions.length) {
       window.setInterval(function () { regions.forEach(refresh); }, PERIOD_MS);

@@ -3,6 +3,16 @@
   "use strict";
   const COLOURS = ["#1f6fb2", "#d96c00", "#1e7a3c", "#b00020", "#5f6b73"];
 
+  // A figure may draw some columns (seconds) against a second scale on the right.
+  function scales(spec) {
+    const axes = {y: {beginAtZero: true, ticks: {precision: 0}}};
+    if (spec.datasets.some(function (set) { return set.axis === "right"; })) {
+      axes.y1 = {beginAtZero: true, position: "right", grid: {drawOnChartArea: false},
+                 ticks: {precision: 0}};
+    }
+    return axes;
+  }
+
   function draw() {
     const source = document.getElementById("report-charts");
     if (!source || typeof Chart === "undefined") return;
@@ -17,12 +27,13 @@
           datasets: spec.datasets.map(function (set, i) {
             const colour = COLOURS[i % COLOURS.length];
             return {label: set.label.replace(/_/g, " "), data: set.data,
-                    backgroundColor: colour, borderColor: colour, tension: 0.2};
+                    backgroundColor: colour, borderColor: colour, tension: 0.2,
+                    yAxisID: set.axis === "right" ? "y1" : "y"};
           }),
         },
         // No animation: the numbers are there the moment the page is.
         options: {animation: false, maintainAspectRatio: false, responsive: true,
-                  scales: {y: {beginAtZero: true, ticks: {precision: 0}}}},
+                  scales: scales(spec)},
       });
     });
   }
