@@ -90,11 +90,13 @@ def iso_time(moment: datetime) -> str:
 
 @bp.app_template_filter("seconds")
 def seconds_text(seconds: float | None) -> str:
-    """A short span as '42 s' or '2 min 05 s'; '-' for none."""
+    """A short span as '42 s', '2 min' or '2 min 05 s'; '-' for none."""
     if seconds is None:
         return "-"
     minutes, rest = divmod(max(0, round(seconds)), 60)
-    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
 
 
 @bp.app_template_filter("status_label")
