@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from callbacks.voicemail import Voicemail
 from callbacks.workqueue.agents import create_agent
 from callbacks.workqueue.attempts import CallbackAttempt
 from callbacks.workqueue.callback_requests import CallbackRequest
+from callbacks.workqueue.live_calls import LiveCall, LiveOffer
 from ivr.admin.report_figures import FIGURES
 from tests.conftest import app_config, empty_tables, publish
 
@@ -66,6 +67,7 @@ def seed(app: Flask) -> None:
         _seed_callbacks(session)
         _seed_voicemails(session)
         _seed_survey(session, ana.id, ben.id)
+        _seed_live_calls(session, ana.id)
         session.commit()
 
 
@@ -182,6 +184,25 @@ def _seed_survey(session: Any, ana: int, ben: int) -> None:
         session.add(SurveyAnswer(subject=f"call:CS{n}", agent_id=agent_id, channel="keypad",
                                  question=question, score=score, category=category,
                                  language="en", answered_at=answered))
+
+
+def _seed_live_calls(session: Any, agent_id: int) -> None:
+    """Two callers on the line: one answered by Ana in 40 s, one who hung up after 3 minutes
+    (their own figures are checked in tests/test_wallboard.py)."""
+    for n, (entered, status, waited) in enumerate(
+            [(at(2, 9), "done", 40), (at(3, 14), "abandoned", 180)], start=1):
+        session.add(LiveCall(
+            call_sid=f"CL{n}", caller="+4917612345678", language="en", category="password",
+            priority="P2", node="password_queue", queue_name="servicedesk", status=status,
+            entered_at=entered, due_at=entered + timedelta(minutes=2),
+            overflow_at=entered + timedelta(minutes=10), last_seen_at=entered,
+            answered_at=entered + timedelta(seconds=waited) if status == "done" else None,
+            ended_at=entered + timedelta(seconds=waited + 60),
+            agent_id=agent_id if status == "done" else None, wait_seconds=waited))
+        session.flush()
+        if status == "done":
+            session.add(LiveOffer(live_call_id=n, agent_id=agent_id, stage="completed",
+                                  started_at=entered, ended_at=entered))
 
 
 def seeded_range() -> Any:
@@ -352,6 +373,10 @@ def test_the_page_charts_every_figure_and_each_csv_matches(app: Flask) -> None:
         ["agent", "answers", "average_score"], ["Ana Lima", "3", "4.0"],
         ["(no agent)", "1", "1.0"], ["ben", "1", "2.0"]]
     assert csv_rows(client, "oldest-waiting")[1] == ["P1", "5280", "8", "2026-03-01 20:00:00"]
+    assert csv_rows(client, "live-by-language")[1:] == [
+        ["en", "2", "1", "40.0", "50.0", "1", "1", "1", "50.0"]]
+    assert csv_rows(client, "live-by-agent")[1:] == [
+        ["Ana Lima", "1", "1", "40.0", "100.0", "1", "0", "0", "0"]]
 
 
 def test_default_range_is_the_last_seven_days_and_bad_dates_are_explained(app: Flask) -> None:
