@@ -7,17 +7,22 @@ database created and migrated for the run (dropped at the end), the Twilio stand
 (ivr/standin.py) in this process, gunicorn serving `ivr:create_app()` (2 workers) and 2
 `ivr worker` processes, reconciling every `--reconcile-seconds` with a 1 s heartbeat. The line
 publishes `benchmarks/chaos_flow.yaml` (Korean): key 1 leaves a voicemail, key 2 a voicemail
-with a callback after it, key 3 asks for a callback. The recordings are the real Korean clips of
-`../shared/audio/ko/` at 8 kHz, served by the stand-in. One progressive agent works the
-callbacks: a thread here plays the agent's phone (and the caller's) for each call the dialer
-places through the stand-in.
+with a callback after it, key 3 asks for a callback, key 4 waits in line for an agent. The
+recordings are the real Korean clips of `../shared/audio/ko/` at 8 kHz, served by the stand-in.
+Two progressive agents work the line and the callbacks: a thread per agent plays their phone
+(and a callback's caller) for each call the line places through the stand-in, lets about one
+ring in ten ring out, and comes back through the JSON API when the line set them away
+(benchmarks/chaos_line.py).
 
 Traffic and faults
 ------------------
 `--callers` threads place calls at `--rate` calls per minute in total, for `--minutes`, through
 the real web server (signed like Twilio, by ivr/simulator). Each webhook's latency is kept, and
 each call is checked: did every webhook answer valid TwiML (no "application error"), did the
-caller hear the apology of the app's failure path, did they hear their ticket number.
+caller hear the apology of the app's failure path, did they hear their ticket number. Callers
+who wait in line (through the stand-in's queues) either wait until an agent answers, hang up
+after a few passes of the hold loop, or press 1 for a callback; the line's P1 target is 20 s
+and its max wait 60 s, so long waits overflow.
 
 Meanwhile, every `--fault-every` seconds, the next fault of this cycle is injected:
 redis restart (SIGKILL, start empty on the same port), redis FLUSHALL, SIGKILL of the worker
@@ -27,17 +32,20 @@ stand-in answering 500 or stalling past the client's 30 s timeout for recording 
 outbound calls and SMS.
 
 After the traffic, the run waits (at most `--converge-seconds`) until SQL shows no work left:
-every voicemail transcribed (or failed for good), every ticket SMS sent, no callback claimed.
-Then it counts from SQL and the stand-in and prints a report and one JSON line (`CHAOS_COUNTS
-{...}`).
+every voicemail transcribed (or failed for good), every ticket SMS sent, no callback claimed,
+no caller still in line or talking. Then it counts from SQL and the stand-in and prints a
+report and one JSON line (`CHAOS_COUNTS {...}`), with the live callers' counts: bridged,
+abandoned, turned into callbacks, overflowed, lost (not in a final state, or left waiting while
+a qualified agent was free, sampled during the run) and duplicated (bridged twice, an agent
+rung twice at once, a ring for a caller already bridged).
 
 Run
 ---
     .venv/bin/python benchmarks/chaos.py --short            # CI form: about 2 minutes
     .venv/bin/python benchmarks/chaos.py --minutes 10       # a soak
 
-Exit status: 0 when nothing was lost, nothing was done twice and no call heard an
-application error; 1 otherwise; 2 when the stack did not start.
+Exit status: 0 when nothing was lost (live callers included), nothing was done twice and no
+call heard an application error; 1 otherwise; 2 when the stack did not start.
 """
 
 # ruff: noqa: E402
@@ -71,6 +79,17 @@ from typing import Any
 
 import requests
 
+from benchmarks.chaos_line import (
+    AGENTS,
+    MAX_WAIT_PASSES,
+    QUEUE_KINDS,
+    WAIT_PACE,
+    AgentDesk,
+    StuckWatch,
+    chaos_priorities,
+    count_live,
+    queue_script,
+)
 from benchmarks.chaos_stack import (
     ChaosDatabase,
     RedisProcess,
@@ -85,11 +104,13 @@ CLIPS_DIR = ROOT.parent / "shared" / "audio" / "ko"
 ACCOUNT_SID = "AC" + "c" * 32
 AUTH_TOKEN = "chaos-auth-token-3e9d1f0a7c5b2e4d"
 LINE = "+493012345678"
-AGENT_PHONE = "+493012345690"
 APOLOGY = "시스템에 문제가 발생했습니다"  # the app's failure path (ivr/voice/messages.py, ko)
 TICKET_HEARD = "접수 번호는"
 REST_TIMEOUT = 30.0  # callbacks/telephony.py: how long the app waits for Twilio
-CALL_KINDS = ("voicemail", "voicemail_callback", "callback")
+CALL_KINDS = ("voicemail", "voicemail_callback", "callback", *QUEUE_KINDS)
+CALL_WEIGHTS = (4, 3, 3, 4, 2, 2)
+TICKET_KINDS = ("voicemail", "voicemail_callback", "callback")
+"""Calls that always end with a ticket number (a caller in line only when they press 1)."""
 STANDIN_PATHS = {"recordings": r"/Recordings/", "calls": r"/Calls\.json$",
                  "sms": r"/Messages\.json$"}
 FAULT_KINDS = ("redis_restart", "standin_500_recordings", "worker_kill", "standin_500_sms",
@@ -128,6 +149,10 @@ class CallResult:
     failures: list[str]
     apology: bool
     heard_ticket: bool
+    enqueued: bool = False
+    """The caller reached <Enqueue> (waited in line)."""
+    conferences: int = 0
+    """Conversations with an agent the caller had (more than one would be a second bridge)."""
 
 
 @dataclass
@@ -169,6 +194,18 @@ class ChaosCounts:
     dialer_calls: int = 0
     attempts_still_live: int = 0
     agent_availability: str = ""
+    agents_availability: dict[str, str] = field(default_factory=dict)
+    live_callers: int = 0
+    live_by_status: dict[str, int] = field(default_factory=dict)
+    live_bridged: int = 0
+    live_abandoned: int = 0
+    live_to_callback: int = 0
+    live_overflowed: int = 0
+    live_offers: int = 0
+    live_offers_by_outcome: dict[str, int] = field(default_factory=dict)
+    live_lost: int = 0
+    live_duplicated: int = 0
+    live_detail: dict[str, int] = field(default_factory=dict)
     sms_sent: int = 0
     sms_sent_twice: int = 0
     ticket_sms_unsent: int = 0
@@ -244,6 +281,8 @@ class Traffic:
         self.latencies: list[tuple[float, float]] = []
         self.serial = 0
         self.random = random.Random(options.seed)
+        self.waiting: list[threading.Thread] = []
+        """Callers in line run in their own threads, so the rate of new calls holds."""
 
     def note_latency(self, started: float, seconds: float) -> None:
         """Keep one webhook's latency."""
@@ -254,45 +293,62 @@ class Traffic:
         with self.lock:
             self.serial += 1
             n = self.serial
-            kind = self.random.choices(CALL_KINDS, weights=(4, 3, 3))[0]
+            kind = self.random.choices(CALL_KINDS, weights=CALL_WEIGHTS)[0]
             clip = self.random.choice(self.clips)
+            if kind in QUEUE_KINDS:
+                return n, kind, queue_script(kind, self.random)
         script = {"voicemail": ["1", f"wav:{clip}"],
                   "voicemail_callback": ["2", f"wav:{clip}"],
                   "callback": ["3", "1"]}[kind]
         return n, kind, script
 
-    def place_call(self) -> CallResult:
+    def place_call(self, call: tuple[int, str, list[str]] | None = None) -> CallResult:
         """One call through the web server, as Twilio and the caller would make it."""
         from ivr.simulator import ScriptedCaller, Simulator
 
-        n, kind, script = self._next_call()
+        n, kind, script = call or self._next_call()
         caller = f"+8210{5000_0000 + n:08d}"  # a Korean mobile per call: no joined requests
         session = TimedSession(self.base_url, self.note_latency)
         simulator = Simulator(self.base_url, AUTH_TOKEN, caller=caller, called=LINE,
                               account_sid=ACCOUNT_SID, call_sid="CA" + f"{n:032x}",
                               recording_base_url=self.standin_url, upload_recordings=True,
-                              session=session, timeout=30)
+                              session=session, timeout=30, standin_url=self.standin_url,
+                              wait_pace=WAIT_PACE, max_wait_passes=MAX_WAIT_PASSES)
         started = time.monotonic()
         transcript = simulator.run(ScriptedCaller(script))
         session.close()
         said = " ".join(transcript.said())
         return CallResult(kind, transcript.call_sid, caller, started,
                           list(transcript.recordings), [f.text for f in transcript.failures],
-                          APOLOGY in said, TICKET_HEARD in said)
+                          APOLOGY in said, TICKET_HEARD in said,
+                          enqueued=any(e.kind == "enqueue" for e in transcript.events),
+                          conferences=sum(1 for e in transcript.events
+                                          if e.kind == "conference"))
+
+    def _one_call(self, call: tuple[int, str, list[str]] | None = None) -> None:
+        try:
+            result = self.place_call(call)
+        except Exception as error:  # a bug in the simulator must not end the soak
+            log.exception("call failed in the simulator")
+            result = CallResult("error", "", "", time.monotonic(), [], [repr(error)],
+                                False, False)
+        with self.lock:
+            self.results.append(result)
 
     def _caller_loop(self, index: int) -> None:
         interval = 60.0 * self.options.callers / self.options.rate
         next_at = time.monotonic() + interval * index / self.options.callers
         while not self.stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += interval
-            try:
-                result = self.place_call()
-            except Exception as error:  # a bug in the simulator must not end the soak
-                log.exception("call failed in the simulator")
-                result = CallResult("error", "", "", time.monotonic(), [], [repr(error)],
-                                    False, False)
-            with self.lock:
-                self.results.append(result)
+            call = self._next_call()
+            if call[1] in QUEUE_KINDS:
+                waiting = threading.Thread(target=self._one_call, args=(call,),
+                                           name=f"in line {call[0]}", daemon=True)
+                with self.lock:
+                    self.waiting.append(waiting)
+                waiting.start()
+            else:
+                self._one_call(call)
 
     def run(self) -> list[threading.Thread]:
         """Start the caller threads."""
@@ -301,42 +357,6 @@ class Traffic:
         for thread in threads:
             thread.start()
         return threads
-
-
-class AgentPhone:
-    """Plays the agent's phone (and the caller's) for every call the dialer places."""
-
-    def __init__(self, standin: Any, seed: int) -> None:
-        self.standin = standin
-        self.stop = threading.Event()
-        self.seen: set[str] = set()
-        self.played = Counter[str]()
-        self.random = random.Random(seed)
-
-    def _answer(self, call: Any) -> None:
-        from ivr.simulator.outbound import play_outbound_call
-
-        outcome = self.random.choices(("completed", "no-answer"), weights=(9, 1))[0]
-        time.sleep(0.3)  # the agent's phone rings
-        try:
-            play_outbound_call(call, AUTH_TOKEN, caller=outcome, talk_seconds=30)  # type: ignore[arg-type]
-            self.played[outcome] += 1
-        except Exception:
-            log.exception("agent phone failed on %s", call.sid)
-            self.played["error"] += 1
-
-    def run(self) -> threading.Thread:
-        """Watch the stand-in for new calls until stopped."""
-        def loop() -> None:
-            while not self.stop.wait(0.2):
-                for call in self.standin.calls():
-                    if call.sid not in self.seen:
-                        self.seen.add(call.sid)
-                        threading.Thread(target=self._answer, args=(call,), daemon=True).start()
-
-        thread = threading.Thread(target=loop, name="agent-phone", daemon=True)
-        thread.start()
-        return thread
 
 
 # --- faults ------------------------------------------------------------------------------
@@ -467,32 +487,37 @@ def transcribing_now(database_url: str) -> bool:
 # --- the line ---------------------------------------------------------------------------
 
 
-def set_up_line(database_url: str) -> None:
-    """Publish the chaos flow and add one available progressive agent who speaks its
-    language (callbacks reach only agents who speak the caller's language)."""
+def set_up_line(database_url: str) -> dict[str, str]:
+    """Publish the chaos flow and add the available progressive agents, who speak its
+    language (calls reach only agents who speak the caller's language); phone -> API token."""
     from callbacks.db import make_engine, make_session_factory
     from callbacks.flowstore import publish_flow
-    from callbacks.workqueue.agents import create_agent, set_availability
+    from callbacks.workqueue.agents import create_agent, issue_api_token, set_availability
     from callbacks.workqueue.skills import set_skills
 
     engine = make_engine(database_url)
+    tokens = {}
     try:
         with make_session_factory(engine)() as session:
             publish_flow(session, FLOW_FILE.read_text(encoding="utf-8"), str(FLOW_FILE),
                          by="chaos")
-            agent = create_agent(session, "chaos.agent", "chaos-agent-password-1",
-                                 display_name="Chaos Agent", phone=AGENT_PHONE)
-            set_availability(session, agent, "available")
-            set_skills(session, agent.id, languages={"ko": 2})
+            for username, name, phone in AGENTS:
+                agent = create_agent(session, username, "chaos-agent-password-1",
+                                     display_name=name, phone=phone)
+                set_availability(session, agent, "available")
+                set_skills(session, agent.id, languages={"ko": 2})
+                tokens[phone] = issue_api_token(agent)
             session.commit()
     finally:
         engine.dispose()
+    return tokens
 
 
 def line_environment(database_url: str, redis_url: str, standin_url: str,
-                     options: ChaosOptions) -> dict[str, str]:
+                     options: ChaosOptions, priorities: Path) -> dict[str, str]:
     """IVR_* settings of the web server and the workers."""
     return {
+        "IVR_PRIORITIES_FILE": str(priorities),
         "IVR_DATABASE_URL": database_url,
         "IVR_REDIS_URL": redis_url,
         "IVR_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
@@ -530,7 +555,10 @@ SELECT (SELECT count(*) FROM voicemails WHERE state IN ('recorded', 'processing'
          WHERE status = 'claimed' OR (status = 'pending' AND available_at <= now())),
        (SELECT count(*) FROM tickets WHERE sms_sid IS NULL AND NOT EXISTS (
             SELECT 1 FROM ticket_events e WHERE e.ticket_id = tickets.id
-               AND e.kind IN ('sms_skipped', 'sms_failed')))
+               AND e.kind IN ('sms_skipped', 'sms_failed'))),
+       (SELECT count(*) FROM live_calls WHERE status IN ('waiting', 'offered', 'bridged'))
+     + (SELECT count(*) FROM live_offers
+         WHERE stage IN ('ringing_agent', 'bridging', 'talking'))
 """
 
 
@@ -552,7 +580,8 @@ def wait_for_convergence(database_url: str, seconds: float) -> tuple[bool, float
             left = tuple(int(v) for v in row)
             if left != last:
                 print(f"  t+{time.monotonic() - started:5.1f}s left: voicemails {left[0]}, "
-                      f"callbacks claimed or due {left[1]}, unsent SMS {left[2]}", flush=True)
+                      f"callbacks claimed or due {left[1]}, unsent SMS {left[2]}, callers in "
+                      f"line or talking and rings {left[3]}", flush=True)
                 last = left
             if not any(left):
                 return True, time.monotonic() - started
@@ -569,7 +598,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def count(database_url: str, traffic: Traffic, injector: FaultInjector, standin: Any,
-          converged: tuple[bool, float]) -> ChaosCounts:
+          converged: tuple[bool, float], watch: StuckWatch,
+          desks: list[AgentDesk]) -> ChaosCounts:
     """Everything the report says, from SQL, the stand-in and what the callers heard."""
     import psycopg
 
@@ -583,7 +613,8 @@ def count(database_url: str, traffic: Traffic, injector: FaultInjector, standin:
     counts.application_errors = sum(1 for r in results if r.failures)
     counts.calls_valid_twiml = counts.calls_placed - counts.application_errors
     counts.apologies = sum(1 for r in results if r.apology)
-    counts.ticket_number_not_heard = sum(1 for r in results if not r.heard_ticket)
+    counts.ticket_number_not_heard = sum(1 for r in results
+                                         if r.kind in TICKET_KINDS and not r.heard_ticket)
     left = {sid: r for r in results for sid in r.recordings}
     counts.recordings_left = len(left)
 
@@ -621,7 +652,8 @@ def count(database_url: str, traffic: Traffic, injector: FaultInjector, standin:
         # Who must have a request: callback calls that heard their ticket number, and
         # voicemails with a callback once their ticket is complete.
         finished = {sid for _, sid, state, _ in voicemails if state in ("done", "failed")}
-        expected = {r.caller for r in results if r.kind == "callback" and r.heard_ticket}
+        expected = {r.caller for r in results
+                    if r.kind in ("callback", "queue_callback") and r.heard_ticket}
         expected |= {r.caller for r in results if r.kind == "voicemail_callback"
                      and any(sid in finished for sid in r.recordings)}
         counts.callback_requests_missing = len(expected - set(per_caller))
@@ -633,6 +665,14 @@ def count(database_url: str, traffic: Traffic, injector: FaultInjector, standin:
             "SELECT count(*) FROM callback_attempts WHERE ended_at IS NULL")[0][0]
         counts.agent_availability = rows(
             "SELECT availability FROM agents WHERE username = 'chaos.agent'")[0][0]
+        counts.agents_availability = dict(rows("SELECT username, availability FROM agents"))
+        live = count_live(conn, results, watch, desks)
+        counts.live_callers, counts.live_by_status = live.callers, live.by_status
+        counts.live_bridged, counts.live_abandoned = live.bridged, live.abandoned
+        counts.live_to_callback, counts.live_overflowed = live.to_callback, live.overflowed
+        counts.live_offers, counts.live_offers_by_outcome = live.offers, live.offers_by_outcome
+        counts.live_lost, counts.live_duplicated = live.lost, live.duplicated
+        counts.live_detail = live.detail
 
         unsent = rows("SELECT t.caller FROM tickets t WHERE t.sms_sid IS NULL AND NOT EXISTS "
                       "(SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id "
@@ -660,9 +700,10 @@ def count(database_url: str, traffic: Traffic, injector: FaultInjector, standin:
 
     counts.lost = (counts.voicemails_lost + counts.voicemails_unfinished
                    + counts.callback_requests_missing + counts.ticket_sms_unsent
-                   + counts.callback_requests_due_undialled)
+                   + counts.callback_requests_due_undialled + counts.live_lost)
     counts.duplicates = (counts.tickets_twice_for_a_voicemail + counts.callback_requests_duplicate
-                         + counts.sms_sent_twice + counts.tickets_transcribed_twice)
+                         + counts.sms_sent_twice + counts.tickets_transcribed_twice
+                         + counts.live_duplicated)
     counts.ok = (counts.lost == 0 and counts.duplicates == 0 and counts.application_errors == 0
                  and counts.callback_requests_in_bad_state == 0)
     return counts
@@ -696,7 +737,15 @@ def print_report(counts: ChaosCounts, traffic: Traffic) -> None:
     line("callback requests due but never dialled", counts.callback_requests_due_undialled)
     line("dialer calls / attempts still live", f"{counts.dialer_calls} / "
          f"{counts.attempts_still_live}")
-    line("agent at the end", counts.agent_availability)
+    line("agents at the end", counts.agents_availability)
+    line("live callers (waited in line)", f"{counts.live_callers} {counts.live_by_status}")
+    line("live: bridged / abandoned / to callback / overflowed",
+         f"{counts.live_bridged} / {counts.live_abandoned} / {counts.live_to_callback} / "
+         f"{counts.live_overflowed}")
+    line("live: rings of agents' phones", f"{counts.live_offers} "
+         f"{counts.live_offers_by_outcome}")
+    line("live: lost / duplicated", f"{counts.live_lost} / {counts.live_duplicated}")
+    line("live: detail", counts.live_detail)
     line("SMS sent / sent twice / ticket SMS unsent",
          f"{counts.sms_sent} / {counts.sms_sent_twice} / {counts.ticket_sms_unsent}")
     line("faults injected", f"{sum(counts.faults_injected.values())} {counts.faults_injected}")
@@ -733,8 +782,9 @@ def run_chaos(options: ChaosOptions) -> ChaosCounts:
         t0 = time.monotonic()
         redis.start()
         database.create()
-        set_up_line(database.url)
-        env = line_environment(database.url, redis.url, standin.url, options)
+        tokens = set_up_line(database.url)
+        env = line_environment(database.url, redis.url, standin.url, options,
+                               chaos_priorities(workdir))
         web = WebServer(env, workdir)
         web.start()
         # The dialer gives Twilio absolute webhook URLs: the workers need the public URL too.
@@ -747,12 +797,15 @@ def run_chaos(options: ChaosOptions) -> ChaosCounts:
               f"database {database.name}, stand-in {standin.url}, logs {workdir}", flush=True)
 
         traffic = Traffic(web.url, standin.url, clips, options)
-        agent = AgentPhone(standin, options.seed)
+        desks = [AgentDesk(standin, web.url, phone, token, AUTH_TOKEN, options.seed + n)
+                 for n, (phone, token) in enumerate(tokens.items())]
+        watch = StuckWatch(database.url)
         injector = FaultInjector(redis, database, workers, standin, options)
         seconds = 60.0 * options.minutes
         started = time.monotonic()
         callers = traffic.run()
-        agent_thread = agent.run()
+        desk_threads = [desk.run() for desk in desks]
+        watch_thread = watch.run()
         faults = injector.run(first_at=started + min(3.0, seconds / 10))
         print(f"traffic for {seconds:.0f}s at {options.rate:g} calls/min, "
               f"{options.callers} callers; a fault every {options.fault_every:g}s", flush=True)
@@ -765,9 +818,17 @@ def run_chaos(options: ChaosOptions) -> ChaosCounts:
         print(f"traffic stopped after {time.monotonic() - started:.1f}s: "
               f"{len(traffic.results)} calls; converging", flush=True)
         converged = wait_for_convergence(database.url, options.converge_seconds)
-        agent.stop.set()
-        agent_thread.join(timeout=10)
-        counts = count(database.url, traffic, injector, standin, converged)
+        done_by = time.monotonic() + 30  # converged: every caller in line has left it
+        for waiting in list(traffic.waiting):
+            waiting.join(timeout=max(0.1, done_by - time.monotonic()))
+        watch.stop.set()
+        watch_thread.join(timeout=10)
+        watch.sample()  # one last look, after convergence
+        for desk in desks:
+            desk.stop.set()
+        for thread in desk_threads:
+            thread.join(timeout=10)
+        counts = count(database.url, traffic, injector, standin, converged, watch, desks)
         print_report(counts, traffic)
         ok = counts.ok
         return counts
