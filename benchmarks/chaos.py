@@ -22,7 +22,7 @@ each call is checked: did every webhook answer valid TwiML (no "application erro
 caller hear the apology of the app's failure path, did they hear their ticket number. Callers
 who wait in line (through the stand-in's queues) either wait until an agent answers, hang up
 after a few passes of the hold loop, or press 1 for a callback; the line's P1 target is 20 s
-and its max wait 60 s, so long waits overflow.
+and its max wait 30 s, so long waits overflow.
 
 Meanwhile, every `--fault-every` seconds, the next fault of this cycle is injected:
 redis restart (SIGKILL, start empty on the same port), redis FLUSHALL, SIGKILL of the worker
@@ -84,6 +84,7 @@ from benchmarks.chaos_line import (
     MAX_WAIT_PASSES,
     QUEUE_KINDS,
     WAIT_PACE,
+    WRAP_UP_SECONDS,
     AgentDesk,
     StuckWatch,
     chaos_priorities,
@@ -525,7 +526,7 @@ def line_environment(database_url: str, redis_url: str, standin_url: str,
         "IVR_TWILIO_API_BASE_URL": standin_url,
         "IVR_RECONCILE_SECONDS": str(options.reconcile_seconds),
         "IVR_HEARTBEAT_SECONDS": "1",
-        "IVR_WRAP_UP_SECONDS": "1",
+        "IVR_WRAP_UP_SECONDS": str(WRAP_UP_SECONDS),
         "IVR_SURVEY": "false",
         "IVR_SMS_FROM": LINE,
         "IVR_CALLBACK_FROM": LINE,
@@ -797,11 +798,12 @@ def run_chaos(options: ChaosOptions) -> ChaosCounts:
               f"database {database.name}, stand-in {standin.url}, logs {workdir}", flush=True)
 
         traffic = Traffic(web.url, standin.url, clips, options)
-        desks = [AgentDesk(standin, web.url, phone, token, AUTH_TOKEN, options.seed + n)
+        seconds = 60.0 * options.minutes
+        desks = [AgentDesk(standin, web.url, phone, token, AUTH_TOKEN, options.seed + n,
+                           break_between=(seconds / 3, seconds * 3 / 4) if n else None)
                  for n, (phone, token) in enumerate(tokens.items())]
         watch = StuckWatch(database.url)
         injector = FaultInjector(redis, database, workers, standin, options)
-        seconds = 60.0 * options.minutes
         started = time.monotonic()
         callers = traffic.run()
         desk_threads = [desk.run() for desk in desks]

@@ -6,8 +6,11 @@ A share of the simulated callers press 4 and wait in line (benchmarks/chaos_flow
 until an agent answers, some hang up while waiting, some press 1 for a callback that keeps
 their place. Two Korean-speaking agents work the line: a thread per agent plays their phone
 for every call the line places through the stand-in (a caller from the line, or a callback),
-answers most of them and lets some ring out; an agent the line then sets away makes
-themselves available again through the JSON API a moment later, as a person would.
+answers most of them and lets every third ring for a caller ring out; an agent the line then
+sets away makes themselves available again through the JSON API a moment later, as a person
+would. The second agent also takes a break (away) in the middle of the traffic. The line's P1
+level (the queue node's) is made short: answered within 20 s, overflow after 25 s, rings of
+10 s, and agents wrap up 4 s after each call, so callers queue up and some overflow.
 
 Counted from SQL and the callers afterwards:
 
@@ -51,16 +54,21 @@ AGENTS = (("chaos.agent", "Chaos Agent", "+493012345690"),
           ("chaos.agent2", "Second Agent", "+493012345691"))
 """User name, name and phone of the line's agents (both speak Korean, both progressive)."""
 LIVE_TARGET = "20s"
-LIVE_MAX_WAIT = "60s"
+LIVE_MAX_WAIT = "25s"
 RING_SECONDS = 10
+WRAP_UP_SECONDS = 4
+"""Agents wrap up this long after each call, so callers queue up now and then."""
 
 
 def queue_script(kind: str, rng: random.Random) -> list[str]:
-    """What a caller who waits in line does: key 4, then wait, hang up or press 1."""
+    """What a caller who waits in line does: key 4, then wait (until answered), or hang up or
+    press 1 at once or after a few passes of the hold loop (if nobody answered by then)."""
+    passes = rng.randint(0, 4)
+    wait = [f"wait:{passes}"] if passes else []
     if kind == "queue_hangup":
-        return ["4", f"wait:{rng.randint(2, 6)}", "hangup"]
+        return ["4", *wait, "hangup"]
     if kind == "queue_callback":
-        return ["4", f"wait:{rng.randint(1, 3)}", "1", "1"]
+        return ["4", *wait, "1", "1"]
     return ["4"]
 
 
@@ -83,7 +91,8 @@ class AgentDesk:
     """One agent at their phone: answers what rings (mostly), and comes back when set away."""
 
     def __init__(self, standin: Any, base_url: str, phone: str, token: str,
-                 auth_token: str, seed: int) -> None:
+                 auth_token: str, seed: int,
+                 break_between: tuple[float, float] | None = None) -> None:
         self.standin = standin
         self.base_url = base_url
         self.phone = phone
@@ -94,6 +103,10 @@ class AgentDesk:
         self.seen: set[str] = set()
         self.played = Counter[str]()
         self.came_back = 0
+        self.live_rings = 0
+        self.break_between = break_between
+        """Seconds after the start when the agent goes away for a break, and comes back."""
+        self.breaks = 0
         self.lock = threading.Lock()
 
     def _answer(self, call: Any) -> None:
@@ -101,7 +114,9 @@ class AgentDesk:
 
         live = "/dialer/live/agent" in (call.url or "")
         with self.lock:
-            answers = self.random.choices((True, False), weights=(9, 1))[0]
+            if live:
+                self.live_rings += 1
+            answers = self.live_rings % 3 != 2  # the 2nd, 5th, ... ring for a caller rings out
             caller = self.random.choices(("completed", "no-answer"), weights=(9, 1))[0]
             stay = self.random.uniform(1.5, 2.5)
         time.sleep(0.3)  # the phone rings
@@ -122,18 +137,23 @@ class AgentDesk:
             with self.lock:
                 self.played["error"] += 1
 
-    def _come_back_if_away(self, session: requests.Session) -> None:
-        """An agent the line set away (a ring they missed) is ready again a moment later."""
+    def _keep_availability(self, session: requests.Session, on_break: bool) -> None:
+        """Away during a break (once off the phone); otherwise an agent the line set away
+        (a ring they missed) is ready again a moment later."""
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
             me = session.get(f"{self.base_url}/api/v1/me", headers=headers, timeout=10)
-            if me.status_code != 200 or me.json().get("availability") != "away":
-                return
-            time.sleep(1.0)
+            state = me.json().get("availability") if me.status_code == 200 else None
+            wanted = "away" if on_break else "available"
+            if state not in ("away", "available") or state == wanted:
+                return  # on a call or wrapping up: the line moves them on
+            if not on_break:
+                time.sleep(1.0)
             answer = session.put(f"{self.base_url}/api/v1/me/availability", headers=headers,
-                                 json={"availability": "available"}, timeout=10)
+                                 json={"availability": wanted}, timeout=10)
             if answer.status_code == 200:
-                self.came_back += 1
+                self.breaks += on_break
+                self.came_back += not on_break
         except (requests.RequestException, ValueError):
             pass  # the web server is busy or a fault is on: try again in a moment
 
@@ -141,7 +161,7 @@ class AgentDesk:
         """Watch the stand-in for calls to this agent's phone until stopped."""
         def loop() -> None:
             session = requests.Session()
-            checked = 0.0
+            started, checked = time.monotonic(), 0.0
             while not self.stop.wait(0.2):
                 for call in self.standin.calls():
                     if call.to == self.phone and call.sid not in self.seen:
@@ -149,7 +169,10 @@ class AgentDesk:
                         threading.Thread(target=self._answer, args=(call,), daemon=True).start()
                 if time.monotonic() - checked >= 1.0:
                     checked = time.monotonic()
-                    self._come_back_if_away(session)
+                    since = checked - started
+                    on_break = (self.break_between is not None
+                                and self.break_between[0] <= since < self.break_between[1])
+                    self._keep_availability(session, on_break)
             session.close()
 
         thread = threading.Thread(target=loop, name=f"agent {self.phone}", daemon=True)
@@ -285,6 +308,7 @@ def count_live(conn: Any, results: list[Any], watch: StuckWatch,
         "bridged_twice": bridged_twice_sql, "conferences_twice": conferences_twice,
         "agent_rung_twice_at_once": rung_twice, "offer_after_bridge": offer_after_bridge,
         "agents_came_back": sum(desk.came_back for desk in desks),
+        "agents_breaks": sum(desk.breaks for desk in desks),
         **{f"agent_{outcome}": n for outcome, n in
            sum((desk.played for desk in desks), Counter[str]()).items()},
     }

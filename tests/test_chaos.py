@@ -1,6 +1,7 @@
 """The chaos run's short form (benchmarks/chaos.py --short): calls keep coming while Redis is
 restarted and flushed, a worker is killed mid-transcription, PostgreSQL connections are cut and
-Twilio fails or stalls; afterwards nothing is lost and nothing was done twice."""
+Twilio fails or stalls; callers also wait in line for two agents who sometimes let their phone
+ring out; afterwards nothing is lost and nothing was done twice, live callers included."""
 
 from __future__ import annotations
 
@@ -42,4 +43,7 @@ def test_the_short_chaos_run_loses_nothing_and_does_nothing_twice(
     assert counts["voicemails_with_one_ticket"] == counts["voicemails"], counts
     assert set(counts["callback_requests_by_status"]) <= {"pending", "done", "unreachable"}
     assert set(counts["faults_injected"]) == set(FAULT_KINDS), counts["faults_injected"]
+    assert counts["live_callers"] >= 3 and counts["live_bridged"] >= 1, counts
+    assert counts["live_lost"] == 0 and counts["live_duplicated"] == 0, counts["live_detail"]
+    assert counts["live_detail"]["stuck_samples"] >= 10, counts["live_detail"]
     assert run.returncode == 0, output[-6000:]
