@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, aliased
 from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.display_time import local_text, readers_zone
-from callbacks.sms import can_receive_sms
 from callbacks.tickets.caller_texts import CallerText, compose, why_no_text
 from callbacks.tickets.ticket import (
     Ticket,
@@ -158,18 +157,6 @@ def failed_texts(events: list[TicketEvent]) -> list[TicketEvent]:
         elif event.kind == "sms_sent":
             failed = []
     return failed
-
-
-def can_text(session: Session, ticket_id: int) -> str | None:
-    """Why a status text to the ticket's caller cannot go out, or None if it can be sent."""
-    ticket = session.get(Ticket, ticket_id)
-    if ticket is None:
-        return None
-    if not runtime.settings().sms_from:
-        return "the line has no number to send texts from (an admin has to set one up)"
-    if not can_receive_sms(ticket.caller):
-        return "the caller's number cannot receive texts"
-    return None
 
 
 def callback_story(session: Session, request_id: int,

@@ -202,10 +202,12 @@ def record_answer(session: Session, answer: Answer) -> bool:
     if not 1 <= answer.score <= 5:
         raise ValueError("a score is 1 to 5")
     values = {**dataclasses.asdict(answer), "answered_at": answer.answered_at or utcnow()}
-    result = session.execute(
+    # RETURNING tells whether this insert made the row (an ORM session's rowcount is -1)
+    inserted = session.execute(
         insert_ignoring_duplicates(session, SurveyAnswer.__table__,
-                                   ["subject", "channel", "question"]).values(**values))
-    return bool(getattr(result, "rowcount", 0))
+                                   ["subject", "channel", "question"]).values(**values)
+        .returning(SurveyAnswer.__table__.c.id)).first()
+    return inserted is not None
 
 
 def record_keypad_answer(session: Session, call_sid: str, question: str, score: int,

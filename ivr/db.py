@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -71,3 +71,34 @@ def once_more_if_dropped(view: Callable[P, R]) -> Callable[P, R]:
             return view(*args, **kwargs)
 
     return again
+
+
+def answers_whatever_happens(what: str, fallback: Callable[[], Response], *,
+                             quietly: tuple[type[Exception], ...] = ()
+                             ) -> Callable[[Callable[[], Response]], Callable[[], Response]]:
+    """A webhook that never answers with an error: run once more on a fresh connection when
+    PostgreSQL dropped it (`once_more_if_dropped`); any other failure is logged, rolled back,
+    and answered with `fallback()` (valid TwiML for whoever is on the line). Failures of the
+    `quietly` kinds (bad input, not bugs) are logged as warnings without a traceback."""
+
+    def decorate(view: Callable[[], Response]) -> Callable[[], Response]:
+        view_again_if_dropped = once_more_if_dropped(view)
+
+        @functools.wraps(view)
+        def answered() -> Response:
+            try:
+                return view_again_if_dropped()
+            except Exception as error:
+                if isinstance(error, quietly):
+                    log.warning("%s %s: %s", what, request.path, error)
+                else:
+                    log.exception("%s %s failed", what, request.path)
+                try:
+                    get_session().rollback()
+                except Exception:
+                    log.exception("rollback after a failed %s failed", what)
+                return fallback()
+
+        return answered
+
+    return decorate

@@ -154,8 +154,6 @@ def test_a_repeated_zammad_report_is_taken_once_and_unmapped_states_are_ignored(
 
 def test_a_zammad_state_change_is_applied_once_through_the_workflow_and_not_sent_back(
         app: Flask, client: FlaskClient, redis_url: str, zammad: ZammadStandin) -> None:
-    pytest.importorskip("callbacks.tickets.workflow", reason="the ticket workflow lands "
-                        "with the ticket desk")
     ticket_id, remote = zammad_ticket(app, redis_url, zammad, status="assigned")
     body, headers = zammad.webhook_request(HUB_SECRET, remote, "open", delivery="d-7")
     applied = client.post(ZAMMAD_URL, data=body, headers=headers)
@@ -176,8 +174,6 @@ def test_a_zammad_state_change_is_applied_once_through_the_workflow_and_not_sent
 
 def test_a_webhook_connectors_system_resolves_a_ticket_once(
         app: Flask, client: FlaskClient, redis_url: str, zammad: ZammadStandin) -> None:
-    pytest.importorskip("callbacks.tickets.workflow", reason="the ticket workflow lands "
-                        "with the ticket desk")
     ticket_id, _ = zammad_ticket(app, redis_url, zammad, status="in_progress")
     raw, headers = signed_hook({"ticket_number": "10001", "status": "resolved",
                                 "note": "replaced the VPN token"}, "change-1")

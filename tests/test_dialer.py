@@ -18,7 +18,7 @@ from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.queues import QUEUES, URGENT
 from callbacks.tickets.ticket import Ticket, history
-from callbacks.workqueue.agents import Agent, create_agent, take_free_agent
+from callbacks.workqueue.agents import Agent, create_agent
 from callbacks.workqueue.attempts import CallbackAttempt
 from callbacks.workqueue.callback_requests import CallbackAsk, CallbackRequest, request_callback
 from callbacks.workqueue.dialer import retry_delay
@@ -428,8 +428,10 @@ def test_reconciler_frees_an_agent_a_dead_dialer_left_on_a_call(desk: Flask, sta
     from callbacks.reconciler import reconcile
 
     stranded, busy = _agent(desk), _agent(desk, name="busy", phone="+491701234599")
-    with desk.extensions["ivr.sessions"]() as session:
-        assert take_free_agent(session, stranded) is not None
+    with desk.extensions["ivr.sessions"]() as session:  # the dialer's claim of the agent
+        session.execute(update(Agent).where(Agent.id == stranded)
+                        .values(availability="on_call", availability_since=utcnow()))
+        session.commit()
     waiting = _request(desk)
     dial_next(busy)  # the other agent is really on a call: an attempt in progress
     connection = Redis.from_url(redis_url)

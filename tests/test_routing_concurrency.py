@@ -251,6 +251,15 @@ def _offers(app: Flask) -> list[LiveOffer]:
         return list(session.scalars(select(LiveOffer).order_by(LiveOffer.id)))
 
 
+def every_claim_rings(app: Flask) -> bool:
+    """Whether every caller claimed for an agent has that agent's phone ringing or talking."""
+    with app.extensions["ivr.sessions"]() as session:
+        claimed = set(session.scalars(select(LiveCall.id).where(LiveCall.status == "offered")))
+        ringing = set(session.scalars(select(LiveOffer.live_call_id).where(
+            LiveOffer.stage.in_(LIVE_OFFER_STAGES))))
+        return claimed <= ringing and not stuck_callers(session)
+
+
 def routed_everyone(app: Flask) -> bool:
     """Whether callers are being rung for and none waits while a qualified agent is free."""
     with app.extensions["ivr.sessions"]() as session:
@@ -303,5 +312,8 @@ def test_cut_database_connections_neither_lose_nor_double_a_caller(
             cutter.join()
         enqueue_route_job(connection)
         wait_for(lambda: routed_everyone(desk), 15, "every caller a free agent can take")
+        # a router whose connection was cut between its claim and the ring leaves the caller
+        # claimed with no ring: the workers' reconciler puts them back and routes them again
+        wait_for(lambda: every_claim_rings(desk), 30, "the reconciler to settle the claims")
     own.dispose()
     check_nothing_twice(desk, standin)

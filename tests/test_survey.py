@@ -360,6 +360,19 @@ def test_a_repeated_message_or_a_second_reply_counts_once(line: Flask, redis_url
     assert [(a.score, a.message_sid) for a in _answers(line)] == [(2, "SM" + "6" * 32)]
 
 
+def test_a_second_reply_is_told_apart_from_the_first(line: Flask, redis_url: str) -> None:
+    from callbacks.survey import answer_by_sms
+
+    _resolve(line, _ticket(line), _agent(line))
+    _work(redis_url)
+    with line.extensions["ivr.sessions"]() as session:
+        first = answer_by_sms(session, MOBILE_CALLER, "4", "SM" + "a" * 32)
+        session.commit()
+        second = answer_by_sms(session, MOBILE_CALLER, "1", "SM" + "b" * 32)
+        session.commit()
+    assert (first.outcome, second.outcome) == ("recorded", "repeated")
+
+
 def test_a_reply_after_seven_days_is_not_counted(line: Flask, redis_url: str) -> None:
     _resolve(line, _ticket(line), _agent(line))
     _work(redis_url)

@@ -94,13 +94,25 @@ def queue_caller_texts(connection: Redis, event_ids: Iterable[int]) -> list[int]
     return queued
 
 
+NO_SENDER = "the line has no number to send texts from (an admin has to set one up)"
+
+
 def why_no_text(session: Session, ticket: Ticket) -> str | None:
-    """Why the ticket's caller cannot be texted (no mobile number, opted out), or None."""
+    """Why the ticket's caller cannot be texted (no mobile number, opted out, no sender), or
+    None."""
     if not can_receive_sms(ticket.caller):
         return "the caller's number cannot receive texts"
     if is_opted_out(session, ticket.caller):
         return SKIPPED_DETAIL
+    if sender_for(session, ticket) is None:
+        return NO_SENDER
     return None
+
+
+def sender_for(session: Session, ticket: Ticket) -> str | None:
+    """The number texts to this ticket's caller come from: IVR_SMS_FROM, else the number they
+    dialled; None when neither is known."""
+    return runtime.settings().sms_from or _line_called(session, ticket)
 
 
 def subject_of(event: TicketEvent) -> tuple[str, str]:
@@ -166,7 +178,7 @@ def send_caller_text(event_id: int) -> str | None:
             invitation_id = invitation.id if invitation is not None else None
         text = compose(ticket, what, words, attempts=_attempts(session, ticket.id),
                        survey=invitation_id is not None)
-        sender = settings.sms_from or _line_called(session, ticket)
+        sender = sender_for(session, ticket)
         caller, ticket_id = ticket.caller, ticket.id
         session.commit()
     try:

@@ -133,33 +133,6 @@ def set_availability(session: Session, agent: Agent, availability: str,
     return True
 
 
-def take_free_agent(session: Session, agent_id: int | None = None,
-                    now: datetime | None = None) -> Agent | None:
-    """Atomically mark an available progressive agent (the longest free, or `agent_id`) on a call.
-
-    Two dialer jobs never take the same agent: the UPDATE only succeeds while the agent is
-    still available.
-    """
-    candidates = select(Agent.id).where(Agent.availability == "available",
-                                        Agent.active.is_(True), Agent.phone != "")
-    if agent_id is None:
-        candidates = candidates.where(Agent.dial_mode == "progressive")
-    else:
-        candidates = candidates.where(Agent.id == agent_id)
-    moment = now or utcnow()
-    for candidate in session.scalars(candidates.order_by(Agent.availability_since,
-                                                         Agent.id).limit(5)):
-        taken = session.execute(
-            update(Agent).where(Agent.id == candidate, Agent.availability == "available")
-            .values(availability="on_call", availability_since=moment)
-        )
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
-            session.commit()
-            return session.get(Agent, candidate)
-    session.rollback()
-    return None
-
-
 def release_agent(session: Session, agent_id: int, availability: str,
                   now: datetime | None = None) -> None:
     """Put an agent who was on a call into `availability` (wrap-up, available or away)."""

@@ -19,13 +19,13 @@ from werkzeug.wrappers import Response
 from callbacks import runtime
 from callbacks.desk import (
     DeskError,
-    can_text,
     change_availability,
     reassign_callback,
     resolve_callback,
     resolve_ticket,
     snooze_callback,
 )
+from callbacks.tickets.caller_texts import why_no_text
 from callbacks.tickets.ticket import Ticket
 from callbacks.workqueue.callback_requests import CallbackRequest
 from callbacks.workqueue.current_work import take_next
@@ -56,7 +56,8 @@ def _act(action: Callable[[], str], default_back: str) -> Response:
 
 def _text_goes_out(done: str, ticket_id: int | None) -> str:
     """The flash after a resolve: the caller gets a text, or (flashed as an error) why not."""
-    problem = can_text(get_session(), ticket_id) if ticket_id is not None else None
+    ticket = get_session().get(Ticket, ticket_id) if ticket_id is not None else None
+    problem = why_no_text(get_session(), ticket) if ticket is not None else None
     if problem is None:
         return f"{done}; the caller gets a text with your note."
     flash(f"No text goes to the caller: {problem}. Tell them another way.", "error")

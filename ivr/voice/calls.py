@@ -7,7 +7,6 @@ a failure becomes an apology in the caller's language and a way to leave a voice
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ from callbacks.workqueue.callback_intake import CallbackWish, ask_for_callback
 from callbacks.workqueue.callback_requests import queue_place
 from callbacks.workqueue.dialer import dial_when_due
 from callbacks.workqueue.live_calls import live_call_by_sid
-from ivr.db import call_log, get_session, once_more_if_dropped
+from ivr.db import answers_whatever_happens, call_log, get_session, once_more_if_dropped
 from ivr.voice.form_limits import confidence, small_number, with_cut_note
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.queue_entry import agent_phone_of, join_line_or_overflow
@@ -118,31 +117,8 @@ FOREIGN_POSITION = (BadPosition, UnexpectedEvent, UnknownVersion)
 """What a URL the line never wrote raises: the caller gets the apology, the log a warning."""
 
 
-def never_fails(view: Callable[[], Response]) -> Callable[[], Response]:
-    """Turn any exception in a webhook into an apology with a voicemail, never an error."""
-
-    view_again_if_dropped = once_more_if_dropped(view)
-
-    @functools.wraps(view)
-    def answered() -> Response:
-        try:
-            return view_again_if_dropped()
-        except FOREIGN_POSITION as foreign:
-            log.warning("webhook %s: %s; caller offered voicemail", request.path, foreign)
-            try:
-                get_session().rollback()
-            except Exception:
-                log.exception("rollback after webhook failure failed")
-            return _apology_response()
-        except Exception:
-            log.exception("webhook %s failed; caller offered voicemail", request.path)
-            try:
-                get_session().rollback()
-            except Exception:
-                log.exception("rollback after webhook failure failed")
-            return _apology_response()
-
-    return answered
+never_fails = answers_whatever_happens("webhook", _apology_response, quietly=FOREIGN_POSITION)
+"""Turn any exception in a webhook into an apology with a voicemail, never an error."""
 
 
 def _compiled(version_id: int) -> CompiledFlow:

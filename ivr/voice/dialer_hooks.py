@@ -9,9 +9,7 @@ happens; a repeated delivery changes nothing twice.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
@@ -19,7 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callbacks import runtime
 from callbacks.display_time import local_text, readers_zone
 from callbacks.workqueue.dialer import agent_answered, agent_call_ended, caller_dial_ended
-from ivr.db import get_session, once_more_if_dropped
+from ivr.db import answers_whatever_happens, get_session
 from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import twiml_response
@@ -43,25 +41,16 @@ def _attempt_id() -> int:
     return attempt
 
 
-def _speaks_to_agent(view: Callable[[], Response]) -> Callable[[], Response]:
-    """Any failure still gives the agent a sentence and a clean hang-up, never an error."""
+def _could_not_connect() -> Response:
+    response = VoiceResponse()
+    response.say("Sorry, the callback could not be connected. It stays in the queue.",
+                 **AGENT_VOICE)
+    response.hangup()
+    return twiml_response(response)
 
-    view_again_if_dropped = once_more_if_dropped(view)
 
-    @functools.wraps(view)
-    def answered() -> Response:
-        try:
-            return view_again_if_dropped()
-        except Exception:
-            log.exception("dialer webhook %s failed", request.path)
-            get_session().rollback()
-            response = VoiceResponse()
-            response.say("Sorry, the callback could not be connected. It stays in the queue.",
-                         **AGENT_VOICE)
-            response.hangup()
-            return twiml_response(response)
-
-    return answered
+_speaks_to_agent = answers_whatever_happens("dialer webhook", _could_not_connect)
+"""Any failure still gives the agent a sentence and a clean hang-up, never an error."""
 
 
 @bp.post("/agent")

@@ -10,9 +10,7 @@ agent with TwiML whatever happens; a repeated delivery changes nothing twice.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
@@ -20,7 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.workqueue.router import agent_answered_live, agent_leg_ended_live
-from ivr.db import get_session, once_more_if_dropped
+from ivr.db import answers_whatever_happens, get_session
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import conference_join, twiml_response
 
@@ -46,21 +44,12 @@ def _offer_id() -> int:
     return int(request.args["offer"])
 
 
-def _speaks_to_agent(view: Callable[[], Response]) -> Callable[[], Response]:
-    """Any failure still gives the agent a sentence and a clean hang-up, never an error."""
+def _failed_for_agent() -> Response:
+    return _say_and_hang_up(SAID_TO_AGENT["failed"])
 
-    view_again_if_dropped = once_more_if_dropped(view)
 
-    @functools.wraps(view)
-    def answered() -> Response:
-        try:
-            return view_again_if_dropped()
-        except Exception:
-            log.exception("live dialer webhook %s failed", request.path)
-            get_session().rollback()
-            return _say_and_hang_up(SAID_TO_AGENT["failed"])
-
-    return answered
+_speaks_to_agent = answers_whatever_happens("live dialer webhook", _failed_for_agent)
+"""Any failure still gives the agent a sentence and a clean hang-up, never an error."""
 
 
 def _say_and_hang_up(text: str) -> Response:

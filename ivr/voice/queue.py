@@ -12,9 +12,7 @@ with TwiML that fits where the caller is: the hold loop never gets a voicemail a
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, request
@@ -43,7 +41,7 @@ from callbacks.workqueue.router import (
     caller_talked,
     conference,
 )
-from ivr.db import get_session, once_more_if_dropped
+from ivr.db import answers_whatever_happens, get_session
 from ivr.voice.calls import _advance, _after_conversation, _compiled, _state, never_fails
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import (
@@ -92,27 +90,14 @@ def _queue_seconds() -> int | None:
     return int(value) if value.isdigit() and len(value) <= 6 else None
 
 
-def _holds_on(view: Callable[[], Response]) -> Callable[[], Response]:
-    """A hold-loop route that fails keeps the caller in line for another pass (TwiML that is
-    valid while queued), and lets them out once they have waited very long."""
+def _stay_in_line() -> Response:
+    waited = _queue_seconds() or 0
+    return twiml_response(leave_twiml() if waited >= BLIND_WAIT_SECONDS else pause(RETRY_PAUSE))
 
-    view_again_if_dropped = once_more_if_dropped(view)
 
-    @functools.wraps(view)
-    def answered() -> Response:
-        try:
-            return view_again_if_dropped()
-        except Exception:
-            log.exception("hold loop %s failed; the caller stays in line", request.path)
-            try:
-                get_session().rollback()
-            except Exception:
-                log.exception("rollback after a hold loop failure failed")
-            waited = _queue_seconds() or 0
-            return twiml_response(leave_twiml() if waited >= BLIND_WAIT_SECONDS
-                                  else pause(RETRY_PAUSE))
-
-    return answered
+_holds_on = answers_whatever_happens("hold loop", _stay_in_line)
+"""A hold-loop route that fails keeps the caller in line for another pass (TwiML that is
+valid while queued), and lets them out once they have waited very long."""
 
 
 @bp.post("/wait")
