@@ -17,8 +17,8 @@ from typing import Any
 import phonenumbers
 
 from routing.errors import FlowInvalid
+from routing.field_problems import did_you_mean
 from routing.loader import LocatedTree, compose_tree
-from routing.validator import did_you_mean
 
 MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
 COLUMNS = ("number", "name", "department", "vip", "language")

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
+from routing.field_problems import did_you_mean
 from routing.hours import BusinessHours
 from routing.loader import LocatedReader, compose_tree, read_settings_file
-from routing.validator import did_you_mean
 
 MAX_POLICY_BYTES = 64 * 1024
 MAX_REPEAT_LEVELS = 2

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from routing.flow import Flow
+
+Path = tuple[str | int, ...]
+"""Where a value sits in a flow file: keys and list indexes from the top."""
 
 
 @dataclass(frozen=True, order=True)
@@ -24,3 +31,12 @@ class FlowInvalid(Exception):
     def __init__(self, errors: list[FlowError]) -> None:
         self.errors = sorted(errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class Reporter(Protocol):
+    """What a check of a flow is given: the flow, and a way to note a located error."""
+
+    flow: Flow
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        """Note a problem at `path` (`at_key`: at the key rather than its value)."""

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ValidationError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from routing.errors import FlowError, FlowInvalid
+from routing.errors import FlowError, FlowInvalid, Path
+from routing.field_problems import did_you_mean
 from routing.flow import Flow, Key, LanguageCode, NodeId
 from routing.flow import Node as FlowNode
-from routing.validator import Path, did_you_mean, semantic_errors
+from routing.validator import semantic_errors
 
 MAX_FLOW_BYTES = 512 * 1024
 MAX_ALIASES = 200

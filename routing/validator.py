@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import holidays
-import phonenumbers
-
+from routing.calendar_checks import check_calendars, check_rotas
 from routing.callback_choices import callback_calendar, offers_windows
 from routing.callback_texts import BUILT_IN, needed_texts, placeholder_problem
-from routing.errors import FlowError
-from routing.flow import (
-    WAITING_TYPES,
-    WEEKDAYS,
-    Calendar,
-    CallbackNode,
-    Flow,
-    QueueNode,
-    Rota,
-    TicketNode,
-)
-from routing.hours import parse_day_spec, parse_time_range
-from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
+from routing.errors import FlowError, Path
+from routing.field_problems import check_number, did_you_mean
+from routing.flow import WAITING_TYPES, CallbackNode, Flow, QueueNode, TicketNode
+from routing.graph import loops
+from routing.node_texts import check_node_texts
 from routing.queue_checks import check_queue
 from routing.ticket_texts import BUILT_IN as TICKET_BUILT_IN
 from routing.ticket_texts import placeholder_problem as ticket_placeholder_problem
 
-Path = tuple[str | int, ...]
 Locate = Callable[[Path], tuple[int, int]]
 
 TARGET_FIELDS = ("next", "on_failure", "open", "closed", "holiday", "on_no_answer")
 QUEUE_TARGET_FIELDS = ("callback", "voicemail", "overflow")
 """A queue node's ways out ('callback' is a flag, not a target, on voicemail nodes)."""
 PROMPT_FIELDS = ("text", "prompt", "invalid", "no_input")
-MAX_LOOPS_REPORTED = 20
-MAX_LOOP_STEPS = 20_000  # bounds the cycle search on pathological graphs
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
-    choices = list(choices)
-    folded = {choice.casefold(): choice for choice in choices}
-    if word.casefold() in folded and folded[word.casefold()] != word:
-        return f" (did you mean '{folded[word.casefold()]}'?)"
-    matches = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
 def semantic_errors(
@@ -87,8 +59,8 @@ class _Checks:
         self.check_languages()
         self.check_phone_numbers()
         self.check_transfers()
-        self.check_calendars()
-        self.check_rotas()
+        check_calendars(self)
+        check_rotas(self)
         self.check_menu_keywords()
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
@@ -163,7 +135,7 @@ class _Checks:
             return [t for t in targets if t in busy_set]
 
         graph = {n: onward(n) for n in busy}
-        for cycle in _loops(busy, graph):
+        for cycle in loops(busy, graph):
             chain = " -> ".join(f"'{n}'" for n in [*cycle, cycle[0]])
             self.error(
                 ("nodes", cycle[0]),
@@ -249,9 +221,7 @@ class _Checks:
                 self.check_number(("nodes", node_id, "to"), f"transfer '{node_id}' to", node.to)
 
     def check_number(self, path: Path, where: str, number: str) -> None:
-        problem = phone_number_problem(number)
-        if problem:
-            self.error(path, f"{where}: {problem}")
+        check_number(self, path, where, number)
 
     def check_transfers(self) -> None:
         for node_id, node in self.flow.nodes.items():
@@ -277,169 +247,6 @@ class _Checks:
                     f"{did_you_mean(node.group, self.flow.groups)}",
                 )
 
-    # --- calendars -----------------------------------------------------------
-
-    def check_calendars(self) -> None:
-        for name, calendar in self.flow.calendars.items():
-            self.check_calendar(name, calendar)
-        for node_id, node in self.flow.nodes.items():
-            if node.type == "hours" and node.calendar not in self.flow.calendars:
-                self.error(
-                    ("nodes", node_id, "calendar"),
-                    f"hours '{node_id}' calendar '{node.calendar}' is not under 'calendars'"
-                    f"{did_you_mean(node.calendar, self.flow.calendars)}",
-                )
-
-    def check_calendar(self, name: str, calendar: Calendar) -> None:
-        base: Path = ("calendars", name)
-        problem = timezone_problem(calendar.timezone)
-        if problem:
-            self.error((*base, "timezone"), f"calendar '{name}' {problem}")
-        first_key_of_day: dict[int, str] = {}
-        for spec, value in calendar.hours.items():
-            key_path: Path = (*base, "hours", spec)
-            try:
-                days = parse_day_spec(spec)
-            except ValueError as exc:
-                self.error(key_path, f"calendar '{name}' hours: {exc}", at_key=True)
-                days = ()
-            for day in days:
-                if day in first_key_of_day:
-                    self.error(
-                        key_path,
-                        f"calendar '{name}' hours '{spec}' lists {WEEKDAYS[day]} again "
-                        f"(already in '{first_key_of_day[day]}'); each day may appear once",
-                        at_key=True,
-                    )
-                else:
-                    first_key_of_day[day] = spec
-            self.check_ranges(name, spec, key_path, value)
-        if calendar.holidays is not None:
-            self.check_holidays(name, calendar)
-
-    def check_ranges(self, name: str, spec: str, key_path: Path, value: list[str] | str) -> None:
-        entries = (
-            [(key_path, value)]
-            if isinstance(value, str)
-            else [((*key_path, index), text) for index, text in enumerate(value)]
-        )
-        parsed: list[tuple[str, time, time | None]] = []
-        for path, text in entries:
-            try:
-                opens, closes = parse_time_range(text)
-            except ValueError as exc:
-                self.error(path, f"calendar '{name}' hours '{spec}': {exc}")
-                continue
-            for earlier, e_opens, e_closes in parsed:
-                if _overlaps(opens, closes, e_opens, e_closes):
-                    self.error(
-                        path, f"calendar '{name}' hours '{spec}': '{text}' overlaps '{earlier}'"
-                    )
-                    break
-            parsed.append((text, opens, closes))
-
-    def check_holidays(self, name: str, calendar: Calendar) -> None:
-        assert calendar.holidays is not None
-        source = calendar.holidays
-        path: Path = ("calendars", name, "holidays")
-        supported = supported_holiday_countries()
-        if source.country not in supported:
-            self.error(
-                (*path, "country"),
-                f"calendar '{name}' holidays: country '{source.country}' is not supported by "
-                f"the holidays package{did_you_mean(source.country, supported)}",
-            )
-        elif source.subdivision is not None:
-            subdivisions = supported[source.country]
-            if source.subdivision not in subdivisions:
-                listed = ", ".join(subdivisions) if subdivisions else "none"
-                self.error(
-                    (*path, "subdivision"),
-                    f"calendar '{name}' holidays: '{source.subdivision}' is not a subdivision "
-                    f"of {source.country}{did_you_mean(source.subdivision, subdivisions)}; "
-                    f"known: {listed}",
-                )
-
-    # --- on-call rotas ---------------------------------------------------------
-
-    def check_rotas(self) -> None:
-        for name, rota in self.flow.rotas.items():
-            self.check_rota(name, rota)
-        for node_id, node in self.flow.nodes.items():
-            if node.type == "oncall" and node.rota not in self.flow.rotas:
-                self.error(
-                    ("nodes", node_id, "rota"),
-                    f"oncall '{node_id}' rota '{node.rota}' is not under 'rotas'"
-                    f"{did_you_mean(node.rota, self.flow.rotas)}",
-                )
-
-    def check_rota(self, name: str, rota: Rota) -> None:
-        base: Path = ("rotas", name)
-        problem = timezone_problem(rota.timezone)
-        if problem:
-            self.error((*base, "timezone"), f"rota '{name}' {problem}")
-        if rota.calendar is not None and rota.calendar not in self.flow.calendars:
-            self.error((*base, "calendar"), f"rota '{name}' calendar '{rota.calendar}' is not "
-                       f"under 'calendars'{did_you_mean(rota.calendar, self.flow.calendars)}")
-        for person, number in rota.people.items():
-            self.check_number((*base, "people", person), f"rota '{name}' {person}", number)
-        self.check_shifts(name, rota)
-        if rota.holidays is not None:
-            self.check_person(name, rota, (*base, "holidays"), rota.holidays)
-            if rota.calendar is None:
-                self.error((*base, "holidays"), f"rota '{name}' has a holiday person but no "
-                           "'calendar' to take public holidays and closed dates from")
-        zone = None if problem else ZoneInfo(rota.timezone)
-        periods: list[tuple[int, tuple[datetime, datetime]]] = []
-        for index, override in enumerate(rota.overrides):
-            path: Path = (*base, "overrides", index)
-            self.check_person(name, rota, (*path, "person"), override.person)
-            if zone is None:
-                continue
-            try:
-                start, end = override_period(override, zone)
-            except ValueError as exc:
-                self.error(path, f"rota '{name}' override {index + 1} {exc}")
-                continue
-            for other, (other_start, other_end) in periods:
-                if start < other_end and other_start < end:
-                    self.error(path, f"rota '{name}' override {index + 1} overlaps override "
-                               f"{other + 1}; say who is on duty once")
-                    break
-            periods.append((index, (start, end)))
-
-    def check_shifts(self, name: str, rota: Rota) -> None:
-        earlier: list[tuple[int, ShiftSpan]] = []
-        for index, shift in enumerate(rota.weekly):
-            path: Path = ("rotas", name, "weekly", index)
-            self.check_person(name, rota, (*path, "person"), shift.person)
-            times_ok = True
-            for field, text, midnight in (("from", shift.from_, False), ("to", shift.to, True)):
-                try:
-                    parse_clock(text, allow_midnight_end=midnight)
-                except ValueError as exc:
-                    self.error((*path, field), f"rota '{name}' weekly shift {index + 1} "
-                               f"'{field}': {exc}")
-                    times_ok = False
-            for day_index, day in enumerate(shift.days):
-                if day in shift.days[:day_index]:
-                    self.error((*path, "days", day_index),
-                               f"rota '{name}' weekly shift {index + 1} lists {day} twice")
-            if not times_ok:
-                continue
-            spans = shift_spans(shift)
-            clash = next(((other, span.day) for span in spans for other, taken in earlier
-                          if span.overlaps(taken)), None)
-            if clash is not None:
-                self.error(path, f"rota '{name}' weekly shift {index + 1} ({shift.person}, "
-                           f"{shift.from_}-{shift.to}) overlaps shift {clash[0] + 1} "
-                           f"({rota.weekly[clash[0]].person}) on {clash[1]}")
-            earlier.extend((index, span) for span in spans)
-
-    def check_person(self, name: str, rota: Rota, path: Path, person: str) -> None:
-        if person not in rota.people:
-            self.error(path, f"rota '{name}' names '{person}', who is not under its 'people'"
-                       f"{did_you_mean(person, rota.people)}")
 
     # --- menus ---------------------------------------------------------------
 
@@ -482,220 +289,16 @@ class _Checks:
                 f"count in; add 'calendar:' (calendars: {known}) or set 'windows: false'",
                 at_key="windows" not in node.model_fields_set,
             )
-        self.check_callback_texts(node_id, node)
-
-    def check_callback_texts(self, node_id: str, node: CallbackNode) -> None:
-        declared = self.flow.languages
-        texts_path: Path = ("nodes", node_id, "texts")
-        for name in needed_texts(node, offers_windows(self.flow, node)):
-            override = getattr(node.texts, name) or {}
-            for language in declared:
-                if language in override or language in BUILT_IN[name]:
-                    continue
-                if override:
-                    path, at_key = (*texts_path, name), False
-                elif "texts" in node.model_fields_set:
-                    path, at_key = texts_path, True
-                else:
-                    path, at_key = ("nodes", node_id), True
-                built_in = ", ".join(BUILT_IN[name])
-                self.error(
-                    path,
-                    f"callback '{node_id}' has no '{language}' text for '{name}' (built in: "
-                    f"{built_in}); write it under 'texts: {name}: {language}:'",
-                    at_key=at_key,
-                )
-        for name in type(node.texts).model_fields:
-            override = getattr(node.texts, name)
-            for language, text in (override or {}).items():
-                path = (*texts_path, name, language)
-                if language not in declared:
-                    self.error(path, f"callback '{node_id}' text '{name}' has '{language}', "
-                               "which 'languages' does not declare", at_key=True)
-                problem = placeholder_problem(name, text)
-                if problem:
-                    self.error(path, f"callback '{node_id}' text '{name}' ({language}) {problem}")
-
+        check_node_texts(self, "callback", node_id, node,
+                         needed_texts(node, offers_windows(flow, node)), BUILT_IN,
+                         placeholder_problem)
 
     # --- ticket nodes (repeat callers) ---------------------------------------------
 
     def check_ticket(self, node_id: str, node: TicketNode) -> None:
-        declared = self.flow.languages
-        texts_path: Path = ("nodes", node_id, "texts")
-        for name in TICKET_BUILT_IN:
-            override = getattr(node.texts, name) or {}
-            missing = [language for language in declared
-                       if language not in override and language not in TICKET_BUILT_IN[name]]
-            for language in missing:
-                if override:
-                    path, at_key = (*texts_path, name), False
-                elif "texts" in node.model_fields_set:
-                    path, at_key = texts_path, True
-                else:
-                    path, at_key = ("nodes", node_id), True
-                self.error(path, f"ticket '{node_id}' has no '{language}' text for '{name}' "
-                           f"(built in: {', '.join(TICKET_BUILT_IN[name])}); write it under "
-                           f"'texts: {name}: {language}:'", at_key=at_key)
-            for language, text in override.items():
-                path = (*texts_path, name, language)
-                if language not in declared:
-                    self.error(path, f"ticket '{node_id}' text '{name}' has '{language}', "
-                               "which 'languages' does not declare", at_key=True)
-                problem = ticket_placeholder_problem(name, text)
-                if problem:
-                    self.error(path, f"ticket '{node_id}' text '{name}' ({language}) {problem}")
+        check_node_texts(self, "ticket", node_id, node, TICKET_BUILT_IN, TICKET_BUILT_IN,
+                         ticket_placeholder_problem)
         if node.on_failure == node_id or node.next == node_id:
             field = "on_failure" if node.on_failure == node_id else "next"
             self.error(("nodes", node_id, field), f"ticket '{node_id}' {field} goes back to "
                        "itself; send the caller on, for example to the main menu")
-
-
-def phone_number_problem(number: str) -> str | None:
-    """Why `number` is not a valid E.164 phone number, or None when it is one."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
-        return f"'{number}' is not a valid phone number in E.164 form (+4930...)"
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if number != e164:
-        return f"'{number}' is not written in E.164 form; write '{e164}'"
-    return None
-
-
-def timezone_problem(timezone: str) -> str | None:
-    """Why `timezone` is not an IANA time zone name, or None when it is one."""
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return (
-            f"timezone '{timezone}' is unknown"
-            f"{did_you_mean(timezone, _timezones())}; use an IANA name such as "
-            "'Europe/Berlin'"
-        )
-    return None
-
-
-@functools.cache
-def supported_holiday_countries() -> dict[str, list[str]]:
-    """Country codes the holidays package knows, each with its subdivision codes."""
-    return {country: list(subs) for country, subs in holidays.list_supported_countries().items()}
-
-
-@functools.cache
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _overlaps(
-    opens: time, closes: time | None, other_opens: time, other_closes: time | None
-) -> bool:
-    end = closes or time.max
-    other_end = other_closes or time.max
-    return opens < other_end and other_opens < end
-
-
-def _loops(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
-    """Simple cycles, each once, starting at its node that comes first in `nodes`.
-
-    Enumeration is capped; every tangle of nodes still gets at least one cycle reported.
-    """
-    order = {node_id: index for index, node_id in enumerate(nodes)}
-    cycles: list[list[str]] = []
-    budget = [MAX_LOOP_STEPS]
-    for component in _strongly_connected(nodes, graph):
-        members = set(component)
-        first = min(component, key=order.__getitem__)
-        if len(component) == 1 and first not in graph[first]:
-            continue
-        found = [
-            cycle
-            for start in sorted(component, key=order.__getitem__)
-            for cycle in _cycles_from(start, graph, members, order, budget)
-        ]
-        cycles.extend(found or [_shortest_cycle(first, graph, members)])
-    return cycles[:MAX_LOOPS_REPORTED]
-
-
-def _cycles_from(
-    start: str,
-    graph: dict[str, list[str]],
-    members: set[str],
-    order: dict[str, int],
-    budget: list[int],
-) -> list[list[str]]:
-    """Simple cycles through `start` whose other nodes come later in `order`."""
-    cycles: list[list[str]] = []
-    path = [start]
-    pending = [iter(graph[start])]
-    while pending and budget[0] > 0:
-        budget[0] -= 1
-        target = next(pending[-1], None)
-        if target is None:
-            pending.pop()
-            path.pop()
-        elif target == start:
-            cycles.append(list(path))
-        elif target in members and order[target] > order[start] and target not in path:
-            path.append(target)
-            pending.append(iter(graph[target]))
-    return cycles
-
-
-def _shortest_cycle(start: str, graph: dict[str, list[str]], members: set[str]) -> list[str]:
-    """A shortest cycle from `start` back to itself inside one strongly connected set."""
-    came_from: dict[str, str] = {}
-    queue = deque([start])
-    while queue:
-        current = queue.popleft()
-        for target in graph[current]:
-            if target == start:
-                cycle = [current]
-                while cycle[-1] != start:
-                    cycle.append(came_from[cycle[-1]])
-                return cycle[::-1]
-            if target in members and target not in came_from:
-                came_from[target] = current
-                queue.append(target)
-    return [start]
-
-
-def _strongly_connected(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
-    """Strongly connected components (Kosaraju, without recursion)."""
-    finished: list[str] = []
-    seen: set[str] = set()
-    for root in nodes:
-        if root in seen:
-            continue
-        seen.add(root)
-        pending = [(root, iter(graph[root]))]
-        while pending:
-            node_id, successors = pending[-1]
-            target = next(successors, None)
-            if target is None:
-                finished.append(node_id)
-                pending.pop()
-            elif target not in seen:
-                seen.add(target)
-                pending.append((target, iter(graph[target])))
-    reverse: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    for node_id in nodes:
-        for target in graph[node_id]:
-            reverse[target].append(node_id)
-    components: list[list[str]] = []
-    assigned: set[str] = set()
-    for root in reversed(finished):
-        if root in assigned:
-            continue
-        component, stack = [], [root]
-        assigned.add(root)
-        while stack:
-            node_id = stack.pop()
-            component.append(node_id)
-            for source in reverse[node_id]:
-                if source not in assigned:
-                    assigned.add(source)
-                    stack.append(source)
-        components.append(component)
-    return components

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
+from routing.field_problems import did_you_mean
 from routing.loader import LocatedReader, compose_tree, read_settings_file
-from routing.validator import did_you_mean
 
 MAX_RULES_BYTES = 256 * 1024
 OTHER = "other"

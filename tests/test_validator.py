@@ -6,14 +6,10 @@ import textwrap
 
 import pytest
 
+from routing.field_problems import did_you_mean, phone_number_problem, timezone_problem
 from routing.flow import Flow
 from routing.loader import LocatedTree, compose_tree
-from routing.validator import (
-    did_you_mean,
-    phone_number_problem,
-    semantic_errors,
-    timezone_problem,
-)
+from routing.validator import semantic_errors
 
 # Line numbers in the tests below refer to this text; each test changes one or two lines.
 VALID_FLOW = textwrap.dedent(

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
+from routing.field_problems import did_you_mean
 from routing.loader import LocatedReader, compose_tree, read_settings_file
-from routing.validator import did_you_mean
 
 MAX_TEXTS_BYTES = 128 * 1024
 MAX_TEXT_LENGTH = 1600
