@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import string
 from datetime import datetime
 
 from routing.flow import CallbackNode
+from routing.node_texts import node_text, unknown_placeholder
 from routing.steps import Say
 
 BUILT_IN: dict[str, dict[str, str]] = {
@@ -111,29 +111,12 @@ def needed_texts(node: CallbackNode, offers_windows: bool) -> tuple[str, ...]:
 
 def callback_text(node: CallbackNode, name: str, language: str, fallback: str) -> tuple[str, str]:
     """(text, language) of `name`: the node's override, else built-in, else in `fallback`."""
-    override = getattr(node.texts, name)
-    for candidate in (language, fallback):
-        if override is not None and candidate in override:
-            return override[candidate], candidate
-        if candidate in BUILT_IN[name]:
-            return BUILT_IN[name][candidate], candidate
-    return BUILT_IN[name]["en"], "en"
+    return node_text(getattr(node.texts, name), BUILT_IN[name], language, fallback)
 
 
-def placeholder_problem(name: str, text: str,
-                        placeholders: dict[str, frozenset[str]] | None = None) -> str | None:
-    """Why an override cannot be filled in (an unknown {name}, a stray brace), or None;
-    `placeholders` are the names each text may use (default: the callback dialog's)."""
-    allowed = (PLACEHOLDERS if placeholders is None else placeholders).get(name, frozenset())
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
-    except ValueError as error:
-        return f"has a stray brace ({error}); write {{{{ or }}}} for a literal one"
-    unknown = sorted(used - allowed)
-    if unknown:
-        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
-        return f"uses {{{unknown[0]}}}, which it cannot fill in; it knows: {known}"
-    return None
+def placeholder_problem(name: str, text: str) -> str | None:
+    """Why an override of callback text `name` cannot be filled in, or None."""
+    return unknown_placeholder(text, PLACEHOLDERS.get(name, frozenset()))
 
 
 def spoken_digits(digits: str) -> str:

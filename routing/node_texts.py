@@ -3,6 +3,7 @@ have built-in texts that a flow may override per language, with their own placeh
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -46,3 +47,28 @@ def check_node_texts(
             problem = placeholder_problem(name, text)
             if problem:
                 checks.error(path, f"{kind} '{node_id}' text '{name}' ({language}) {problem}")
+
+
+def node_text(override: Mapping[str, str] | None, built_in: Mapping[str, str], language: str,
+              fallback: str) -> tuple[str, str]:
+    """(text, language) of one text: the node's override in `language`, else the built-in one,
+    else the same in `fallback`, else the built-in English."""
+    for wanted in (language, fallback):
+        for texts in (override or {}, built_in):
+            if wanted in texts:
+                return texts[wanted], wanted
+    return built_in["en"], "en"
+
+
+def unknown_placeholder(text: str, allowed: frozenset[str]) -> str | None:
+    """Why `text` cannot be filled in with the {names} in `allowed` (an unknown name, a stray
+    brace), or None."""
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    except ValueError as error:
+        return f"has a stray brace ({error}); write {{{{ or }}}} for a literal one"
+    unknown = sorted(used - allowed)
+    if unknown:
+        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
+        return f"uses {{{unknown[0]}}}, which it cannot fill in; it knows: {known}"
+    return None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from routing.callback_texts import placeholder_problem as _placeholder_problem
 from routing.flow import QueueNode
+from routing.node_texts import node_text, unknown_placeholder
 
 BUILT_IN: dict[str, dict[str, str]] = {
     "place": {
@@ -88,15 +88,9 @@ def needed_texts(node: QueueNode) -> tuple[str, ...]:
 
 def queue_text(node: QueueNode, name: str, language: str, fallback: str) -> tuple[str, str]:
     """(text, language) of `name`: the node's override, else built-in, else in `fallback`."""
-    override = getattr(node.texts, name)
-    for candidate in (language, fallback):
-        if override is not None and candidate in override:
-            return override[candidate], candidate
-        if candidate in BUILT_IN[name]:
-            return BUILT_IN[name][candidate], candidate
-    return BUILT_IN[name]["en"], "en"
+    return node_text(getattr(node.texts, name), BUILT_IN[name], language, fallback)
 
 
 def placeholder_problem(name: str, text: str) -> str | None:
     """Why an override cannot be filled in (an unknown {name}, a stray brace), or None."""
-    return _placeholder_problem(name, text, PLACEHOLDERS)
+    return unknown_placeholder(text, PLACEHOLDERS.get(name, frozenset()))

@@ -6,9 +6,8 @@ else: no name, no category, no transcript, no agent.
 
 from __future__ import annotations
 
-import string
-
 from routing.flow import TicketNode
+from routing.node_texts import node_text, unknown_placeholder
 
 BUILT_IN: dict[str, dict[str, str]] = {
     "unknown": {
@@ -91,23 +90,9 @@ def ticket_text(node: TicketNode, name: str, language: str, default_language: st
                 ) -> tuple[str, str]:
     """The text `name` of a ticket node and the language it is in: the node's override, the
     built-in text, then the same in the flow's default language."""
-    override = getattr(node.texts, name) or {}
-    for wanted in (language, default_language):
-        for texts in (override, BUILT_IN[name]):
-            if wanted in texts:
-                return texts[wanted], wanted
-    return BUILT_IN[name]["en"], "en"
+    return node_text(getattr(node.texts, name), BUILT_IN[name], language, default_language)
 
 
 def placeholder_problem(name: str, text: str) -> str | None:
-    """Why an override cannot be filled in (an unknown {name}, a stray brace), or None."""
-    allowed = PLACEHOLDERS.get(name, frozenset())
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
-    except ValueError as error:
-        return f"has a stray brace ({error}); write {{{{ or }}}} for a literal one"
-    unknown = sorted(used - allowed)
-    if unknown:
-        known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
-        return f"uses {{{unknown[0]}}}, which it cannot fill in; it knows: {known}"
-    return None
+    """Why an override of ticket text `name` cannot be filled in, or None."""
+    return unknown_placeholder(text, PLACEHOLDERS.get(name, frozenset()))

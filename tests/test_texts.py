@@ -63,7 +63,7 @@ def test_a_placeholder_the_line_cannot_fill_is_named_where_it_is() -> None:
     line = next(index for index, row in enumerate(_shipped().splitlines(), start=1)
                 if "we are working on your ticket" in row)
     assert _problems(text) == [
-        f"texts.yaml:{line}:9: text 'status_in_progress' (en) uses {{ticket}}, which the line "
+        f"texts.yaml:{line}:9: text 'status_in_progress' (en) uses {{ticket}}, which it "
         "cannot fill in; it knows: {note}, {number}"]
     stray = _shipped().replace("thank you for your feedback.", "thank you { for your feedback.")
     assert "has a stray brace" in _problems(stray)[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
 from routing.loader import LocatedReader, compose_tree, read_settings_file
+from routing.node_texts import unknown_placeholder
 
 MAX_TEXTS_BYTES = 128 * 1024
 MAX_TEXT_LENGTH = 1600
@@ -77,17 +77,7 @@ def parse_texts(text: str, filename: str) -> SmsTexts:
 
 def placeholder_problem(name: str, text: str) -> str | None:
     """Why text `name` cannot be filled in (an unknown {placeholder}, a stray brace), or None."""
-    allowed = PLACEHOLDERS.get(name, frozenset())
-    try:
-        used = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
-    except ValueError as error:
-        return f"has a stray brace ({error}); write {{{{ or }}}} for a literal one"
-    known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"
-    for field in used:
-        if field not in allowed:
-            shown = field or ""
-            return f"uses {{{shown}}}, which the line cannot fill in; it knows: {known}"
-    return None
+    return unknown_placeholder(text, PLACEHOLDERS.get(name, frozenset()))
 
 
 class _TextsReader(LocatedReader):
