@@ -9,7 +9,7 @@ Skills are written like `--languages de:3,en:2 --topics password:2,vdi` (level 1
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -32,6 +32,7 @@ from callbacks.workqueue.accounts import (
 from callbacks.workqueue.agents import (
     DIAL_MODES,
     ROLES,
+    Agent,
     AgentError,
     issue_api_token,
     list_agents,
@@ -161,52 +162,31 @@ def token_command(username: str) -> None:
     click.echo(token)
 
 
-@agents_group.command("unlock")
-@click.argument("username")
-@with_appcontext
-def unlock_command(username: str) -> None:
-    """Clear USERNAME's wait after failed sign-in attempts."""
-    with _agents_session() as session:
-        agent = agent_named(session, username)
-        signin_limits.unlock_account(session, agent, BY)
-        session.commit()
-    click.echo(f"{agent.username} may sign in again at once")
+def _account_command(name: str, change: Callable[[Session, Agent, str], object], done: str,
+                     summary: str) -> None:
+    """Add `ivr agents NAME USERNAME`: one change to one account, recorded as the shell's."""
+
+    @agents_group.command(name, help=summary)
+    @click.argument("username")
+    @with_appcontext
+    def command(username: str) -> None:
+        with _agents_session() as session:
+            agent = agent_named(session, username)
+            change(session, agent, BY)
+            session.commit()
+        click.echo(done.format(agent.username))
 
 
-@agents_group.command("signout")
-@click.argument("username")
-@with_appcontext
-def signout_command(username: str) -> None:
-    """Sign USERNAME out everywhere (every console session ends; an API token keeps working)."""
-    with _agents_session() as session:
-        agent = agent_named(session, username)
-        sign_out_everywhere(session, agent, BY)
-        session.commit()
-    click.echo(f"{agent.username} is signed out everywhere")
-
-
-@agents_group.command("disable")
-@click.argument("username")
-@with_appcontext
-def disable_command(username: str) -> None:
-    """Disable USERNAME: no sign-in, no API token, no calls from the dialer."""
-    with _agents_session() as session:
-        agent = agent_named(session, username)
-        deactivate(session, agent, BY)
-        session.commit()
-    click.echo(f"{agent.username} is disabled")
-
-
-@agents_group.command("enable")
-@click.argument("username")
-@with_appcontext
-def enable_command(username: str) -> None:
-    """Let a disabled USERNAME sign in again (a new API token is needed: ivr agents token)."""
-    with _agents_session() as session:
-        agent = agent_named(session, username)
-        reactivate(session, agent, BY)
-        session.commit()
-    click.echo(f"{agent.username} may sign in again")
+_account_command("unlock", signin_limits.unlock_account, "{} may sign in again at once",
+                 "Clear USERNAME's wait after failed sign-in attempts.")
+_account_command("signout", sign_out_everywhere, "{} is signed out everywhere",
+                 "Sign USERNAME out everywhere (every console session ends; an API token keeps "
+                 "working).")
+_account_command("disable", deactivate, "{} is disabled",
+                 "Disable USERNAME: no sign-in, no API token, no calls from the dialer.")
+_account_command("enable", reactivate, "{} may sign in again",
+                 "Let a disabled USERNAME sign in again (a new API token is needed: ivr agents "
+                 "token).")
 
 
 @contextmanager
