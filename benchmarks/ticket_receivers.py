@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import re
 import subprocess
 import threading
@@ -127,6 +128,8 @@ class SmtpReceiver:
         context.load_cert_chain(self.cert, key)
         self.box = _Mailbox()
         self.port = port
+        # aiosmtpd warns on every AUTH that its own legacy Session.login_data is deprecated
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         self.controller = Controller(
             _Handler(self.box), hostname="127.0.0.1", port=port, tls_context=context,
             require_starttls=True, auth_required=True, auth_require_tls=True,
