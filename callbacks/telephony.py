@@ -312,6 +312,20 @@ def queue_sid_for(settings: Settings, friendly_name: str) -> str | None:
     return None
 
 
+def call_status(settings: Settings, call_sid: str) -> str | None:
+    """The call's status at Twilio now (queued, ringing, in-progress, completed, busy,
+    no-answer, canceled, failed), or None when Twilio does not know the call."""
+    try:
+        call = twilio_client(settings).calls(call_sid).fetch()
+    except (TwilioRestException, TwilioServiceException) as exc:
+        if exc.status == 404:
+            return None
+        raise _rest_error("fetching a call", exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error("fetching a call", exc) from exc
+    return str(call.status) if call.status is not None else None
+
+
 def cancel_call(settings: Settings, call_sid: str) -> bool:
     """Stop a call that is still ringing; whether it is canceled now (False: it was answered,
     or ended some other way)."""

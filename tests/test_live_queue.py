@@ -576,3 +576,68 @@ def test_after_talking_the_caller_rates_the_agent_who_answered_by_keypad(
             answers = session.scalars(select(SurveyAnswer).order_by(SurveyAnswer.id)).all()
         assert [(a.question, a.score, a.agent_id, a.category) for a in answers] == [
             ("overall", 4, ana, "password"), ("resolved", 5, ana, "password")]
+
+
+# --- a caller Twilio no longer holds ---------------------------------------------------------
+
+
+def waiting_without_a_phone(app: Flask, standin: StandinServer, n: int, like: LiveCall
+                            ) -> LiveCall:
+    """A caller in line ahead of everyone whose own phone the test does not play: in SQL and
+    in the stand-in's queue, as the hold loop's first pass leaves them."""
+    from callbacks.workqueue.live_calls import LineAsk, join_line
+
+    call_sid = f"CA{n:032x}"
+    where = standin.state.queues.join(like.queue_name, call_sid)
+    now = utcnow()
+    with app.extensions["ivr.sessions"]() as session:
+        call = join_line(session, LineAsk(
+            call_sid=call_sid, caller=f"+4915100000{n:03d}", language=like.language,
+            category=like.category, priority=like.priority, reasons="",
+            flow_version_id=like.flow_version_id, node=like.node, seq=like.seq,
+            queue_name=like.queue_name, due_at=like.due_at - timedelta(hours=1),
+            overflow_at=now + timedelta(minutes=10)), now)
+        call.queue_sid = where["queue_sid"]
+        session.commit()
+        session.refresh(call)
+        return call
+
+
+@pytest.mark.parametrize("twilio_says", ["completed", None])
+def test_a_caller_whose_hang_up_report_was_lost_is_not_rung_for_again(
+        line: Flask, standin: StandinServer, redis_url: str, twilio_says: str | None) -> None:
+    from callbacks.workqueue.live_calls import record_wait_pass
+    from ivr.standin.state import CallUpdate
+
+    ana = agent(line, "ana", "+4930555001", {"en": 2})
+    caller = Phone(line, standin, 1, "en")
+    ghost = waiting_without_a_phone(line, standin, 2, in_line(line, caller))
+    available(line, ana)
+    work(redis_url)
+    phone = AgentPhone(line, standin, "+4930555001")
+    rung_for = offer_of(line, ghost.call_sid)  # the most urgent in line
+    assert rung_for is not None and rung_for.stage == "ringing_agent"
+    standin.state.queues.leave(ghost.call_sid)  # hung up; the line never heard of it
+    if twilio_says is not None:
+        standin.state.update_call(ghost.call_sid,
+                                  CallUpdate(twilio_says, None, None, None, "network"))
+    twiml = phone.pick_up()
+    assert twiml.find("Dial/Conference") is None, ET.tostring(twiml)
+    after = live(line, ghost.call_sid)
+    assert after is not None
+    if twilio_says == "completed":
+        assert after.status == "abandoned" and "report was lost" in after.outcome_detail
+    else:  # Twilio does not know the call: counted lost, back if its hold loop asks again
+        assert after.status == "lost"
+    assert phone.hang_up() == 204
+    if state(line, ana) != "available":
+        available(line, ana)
+    work(redis_url)  # ana is free again: she gets the real caller, never the ghost
+    whisper = talk(line, AgentPhone(line, standin, "+4930555001"), caller)
+    assert whisper
+    offers = [o for o in [offer_of(line, ghost.call_sid)] if o is not None]
+    assert [o.stage for o in offers] == ["caller_gone"]  # rung once for the ghost, never again
+    if twilio_says is None:
+        with line.extensions["ivr.sessions"]() as session:
+            back = record_wait_pass(session, ghost.call_sid, "", utcnow())
+        assert back is not None and back.status == "waiting"

@@ -202,6 +202,21 @@ def test_dequeuing_a_caller_who_hung_up_is_twilios_404(standin, client):
     assert whereabouts(standin, CALLERS[0]).status_code == 404
 
 
+def test_a_caller_who_hung_up_in_the_queue_is_a_completed_call_and_left_is_unknown(
+        standin, client):
+    join(standin, "servicedesk", CALLERS[0])
+    join(standin, "servicedesk", CALLERS[1])
+    members = f"{standin.url}/_standin/queues/members"
+    assert requests.delete(f"{members}/{CALLERS[0]}", params={"status": "completed"},
+                           timeout=5).status_code == 204
+    assert requests.delete(f"{members}/{CALLERS[1]}", timeout=5).status_code == 204
+
+    assert client.calls(CALLERS[0]).fetch().status == "completed"
+    assert refused(client.calls(CALLERS[1]).fetch).status == 404  # <Leave>: on elsewhere
+    assert requests.delete(f"{members}/{CALLERS[2]}", params={"status": "talking"},
+                           timeout=5).status_code == 400
+
+
 def test_a_caller_is_dequeued_only_once(standin, client):
     join(standin, "servicedesk", CALLERS[0])
     queue_sid = client.queues.list()[0].sid

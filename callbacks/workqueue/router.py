@@ -33,6 +33,7 @@ from callbacks.settings import Settings
 from callbacks.telephony import (
     MemberGone,
     TelephonyError,
+    call_status,
     cancel_call,
     dequeue_member,
     place_call,
@@ -71,6 +72,8 @@ SWEEP_LIMIT = 1000
 LANGUAGE_NAMES = {"en": "English", "de": "German", "pl": "Polish", "ru": "Russian",
                   "ko": "Korean", "fr": "French", "es": "Spanish", "it": "Italian"}
 """How the whisper names a caller's language (the agent hears English)."""
+FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "canceled", "failed")
+"""Twilio call statuses of a call that is over."""
 BRIDGED_RESULTS = ("bridged", "bridging-in-process", "redirected", "redirected-from-bridged")
 """QueueResult values of a caller who left the line towards their agent."""
 
@@ -263,16 +266,47 @@ def agent_answered_live(session: Session, settings: Settings, offer_id: int,
         assert offer is not None
         if offer.stage == "bridging":
             end_offer(offer, "caller_gone" if gone else "dial_error", str(error), utcnow())
+        if gone:
+            _not_in_queue(session, settings, call_id, caller_sid)
+            return AgentAnswer("caller_gone")
         put_back_in_line(session, call_id, "the caller could not be dequeued")
         session.commit()
         enqueue_dial(runtime.redis())  # another agent may take them if they are still there
-        return AgentAnswer("caller_gone" if gone else "failed")
+        return AgentAnswer("failed")
     call = _locked(session, LiveCall, call_id)
     assert call is not None
     if call.status == "offered":
         _bridged(call, offer.agent_id, moment)
     session.commit()
     return AgentAnswer("connect", whisper, conference(call_id))
+
+
+def _not_in_queue(session: Session, settings: Settings, call_id: int, caller_sid: str) -> None:
+    """Twilio no longer holds the caller in the queue although the line had no word of them
+    leaving (that report was lost or is still on its way): no agent is rung for them again.
+    A call Twilio reports over is an abandonment; otherwise the caller counts as lost, and
+    comes back to the line if their hold loop asks again or their report still arrives."""
+    try:
+        status = call_status(settings, caller_sid)
+    except TelephonyError as error:
+        log.warning("live call %s: asking Twilio about the caller failed: %s", call_id, error)
+        status = None
+    call = _locked(session, LiveCall, call_id)
+    if call is None or call.status not in IN_LINE:
+        session.commit()
+        return
+    moment = utcnow()
+    if status in FINAL_CALL_STATUSES:
+        leave_line(session, call, "abandoned", moment,
+                   f"hung up while an agent was rung (Twilio: {status}; its report was lost)")
+    else:
+        call.status, call.ended_at = "lost", moment
+        call.claimed_by = call.claimed_at = None
+        call.wait_seconds = max(0, int((moment - call.entered_at).total_seconds()))
+        call.outcome_detail = (f"not in Twilio's queue when an agent answered (call "
+                               f"{status or 'unknown to Twilio'}); waiting again if it asks")
+    session.commit()
+    log.info("live call %s: the caller was not in the queue any more: %s", call_id, call.status)
 
 
 def _bridged(call: LiveCall, agent_id: int, moment: datetime) -> None:
@@ -369,7 +403,7 @@ def caller_left(session: Session, settings: Settings, call_sid: str, result: str
     moment = now or utcnow()
     if result == "hangup":  # also after choosing a way out the flow never got to take
         caller_leaves_line(session, settings, call_sid, "abandoned", moment, queue_seconds,
-                           from_statuses=(*IN_LINE, *LEFT_LINE))
+                           from_statuses=(*IN_LINE, *LEFT_LINE, "lost"))
         return "hangup"
     if result in BRIDGED_RESULTS:
         return "connect"

@@ -145,9 +145,10 @@ class QueueLine:
             return None
         return self._json(response, f"asking where {call_sid} waits")
 
-    def leave(self, call_sid: str) -> None:
-        """The caller left the queue (hung up, or <Leave>)."""
-        response = self._ask("DELETE", f"members/{call_sid}")
+    def leave(self, call_sid: str, *, hung_up: bool = False) -> None:
+        """The caller left the queue (<Leave>), or hung up (`hung_up`: the call is over)."""
+        response = self._ask("DELETE", f"members/{call_sid}",
+                             params={"status": "completed"} if hung_up else None)
         if response.status_code not in (204, 404):
             raise QueueLineError(f"the stand-in answered HTTP {response.status_code} when "
                                  f"{call_sid} left its queue")
@@ -376,7 +377,7 @@ def _hang_up(call: QueueCall, context: QueueContext) -> Outcome:
     call.status = "completed"
     if call.line is not None:
         try:
-            call.line.leave(call.transcript.call_sid)
+            call.line.leave(call.transcript.call_sid, hung_up=True)
         except QueueLineError as exc:  # the call is over anyway; the failure is reported
             call._fail("standin", str(exc), call.current_url)
     call._emit(CallEvent("leave", context.name, url=call.current_url, detail={

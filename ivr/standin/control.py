@@ -30,6 +30,7 @@ from ivr.standin.rest import RECORDING_NAME, call_resource
 from ivr.standin.shapes import json_response
 from ivr.standin.state import (
     AUDIO_TYPES,
+    ENDED_STATUSES,
     CallUpdate,
     Fault,
     StandinCall,
@@ -147,11 +148,19 @@ def join_queue(name: str) -> Response:
 
 
 def queue_member(call_sid: str) -> Response:
-    """GET: where the caller waits or was dequeued to; DELETE: the caller left the queue."""
-    queues = current_state().queues
+    """GET: where the caller waits or was dequeued to; DELETE: the caller left the queue
+    (`?status=completed`: by hanging up, so the call's resource says it is over)."""
+    state = current_state()
+    queues = state.queues
     if request.method == "DELETE":
+        status = request.args.get("status")
+        if status is not None and status not in ENDED_STATUSES:
+            return _message(f"status must be one of {', '.join(sorted(ENDED_STATUSES))}", 400)
         if not queues.leave(call_sid):
             return _message(f"call {call_sid} is in no queue", 404)
+        if status is not None:
+            state.update_call(call_sid, CallUpdate(status=status, url=None, method=None,
+                                                   twiml=None, by="network"))
         return Response(status=204)
     where = queues.whereabouts(call_sid)
     if where is None:
