@@ -26,6 +26,7 @@ from routing.flow import (
     TicketNode,
 )
 from routing.hours import parse_day_spec, parse_time_range
+from routing.incident_checks import check_menu_incidents
 from routing.oncall import ShiftSpan, override_period, parse_clock, shift_spans
 from routing.queue_checks import check_queue
 from routing.ticket_texts import BUILT_IN as TICKET_BUILT_IN
@@ -90,6 +91,7 @@ class _Checks:
         self.check_calendars()
         self.check_rotas()
         self.check_menu_keywords()
+        check_menu_incidents(self)
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
                 self.check_callback(node_id, node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -79,7 +80,7 @@ class IncidentStory:
 
 def incident_list(session: Session, status: str = "") -> list[IncidentRow]:
     """Incidents, open ones first, then the latest; `status` 'open' or 'resolved' filters."""
-    def count(table: type[IncidentTicket | IncidentCallback | IncidentSubscriber]) -> object:
+    def count(table: type[IncidentTicket | IncidentCallback | IncidentSubscriber]) -> Any:
         return select(func.count()).where(table.incident_id == Incident.id).scalar_subquery()
 
     query = select(Incident, count(IncidentTicket), count(IncidentCallback),
