@@ -112,7 +112,7 @@ def announce_incident(incident_id: int, body: AnnouncementRequest) -> Response:
 @api_route("POST", "/incidents/<int:incident_id>/resolve",
            summary="Resolve an incident: every caller is texted once", tag="incidents",
            body=ResolveRequest, responses={200: DETAIL, 400: REFUSED})
-def resolve(incident_id: int, body: ResolveRequest) -> Response:
+def resolve_incident_route(incident_id: int, body: ResolveRequest) -> Response:
     """Resolve the incident; every linked and subscribed number gets one text (a repeat
     resolves nothing and texts nobody again)."""
     def act() -> str:

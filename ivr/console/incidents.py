@@ -165,7 +165,7 @@ def announce_incident(incident_id: int) -> BaseResponse:
 
 @bp.post("/incidents/<int:incident_id>/resolve")
 @login_required
-def resolve(incident_id: int) -> BaseResponse:
+def resolve_the_incident(incident_id: int) -> BaseResponse:
     """Resolve the incident: every linked and subscribed caller is texted once."""
     def act() -> str:
         done = resolve_incident(get_session(), incident_id, request.form.get("note", ""),
