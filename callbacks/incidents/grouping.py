@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_TITLE = 200
 MAX_NOTE = 300
 """Characters of the resolution note that go into the callers' text."""
+MAX_ID = 2**31 - 1
+"""Ids are PostgreSQL integers: a larger one names nothing (and must not reach a query)."""
 MAX_LINKS = 500
 """Most tickets or callbacks one action links (a page of the inbox is far fewer)."""
 
@@ -55,7 +57,8 @@ class Resolved:
 
 def incident_for_update(session: Session, incident_id: int) -> Incident:
     """The incident, locked for this transaction; IncidentError if there is none."""
-    incident = session.get(Incident, incident_id, with_for_update=True)
+    incident = (session.get(Incident, incident_id, with_for_update=True)
+                if 0 < incident_id <= MAX_ID else None)
     if incident is None:
         raise IncidentError("no such incident")
     return incident
@@ -101,7 +104,7 @@ def unlink(session: Session, incident_id: int, *, ticket_ids: Iterable[int] = ()
     incident = incident_for_update(session, incident_id)
     if incident.status != "open":
         raise IncidentError(f"incident {incident.number} is resolved; its callers were told")
-    tickets, callbacks = list(ticket_ids), list(callback_ids)
+    tickets, callbacks = _ids(ticket_ids), _ids(callback_ids)
     gone = session.scalars(delete(IncidentTicket).where(
         IncidentTicket.incident_id == incident.id, IncidentTicket.ticket_id.in_(tickets))
         .returning(IncidentTicket.ticket_id)).all() if tickets else []
@@ -218,6 +221,10 @@ def _link(session: Session, incident: Incident, ticket_ids: list[int], callback_
     if len(ticket_ids) > MAX_LINKS or len(callback_ids) > MAX_LINKS:
         raise IncidentError(f"link at most {MAX_LINKS} tickets or callbacks at once")
     moment = utcnow()
+    if _ids(ticket_ids) != ticket_ids:
+        raise IncidentError("a selected ticket does not exist (any more)")
+    if _ids(callback_ids) != callback_ids:
+        raise IncidentError("a selected callback does not exist (any more)")
     tickets = list(session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids))))
     if len(tickets) != len(set(ticket_ids)):
         raise IncidentError("a selected ticket does not exist (any more)")
@@ -243,3 +250,8 @@ def _link(session: Session, incident: Incident, ticket_ids: list[int], callback_
             linked_at=moment).returning(IncidentCallback.__table__.c.id))
         linked_callbacks += made is not None
     return linked_tickets, linked_callbacks
+
+
+def _ids(values: Iterable[int]) -> list[int]:
+    """The values that can be ids (a bad number in a form names nothing)."""
+    return [value for value in values if 0 < value <= MAX_ID]

@@ -108,7 +108,7 @@ def incidents_of_ticket(session: Session, ticket_id: int) -> list[Incident]:
 def incident_story(session: Session, incident_id: int,
                    directory: Directory) -> IncidentStory | None:
     """The incident and everyone it affects, or None if there is no such incident."""
-    incident = session.get(Incident, incident_id)
+    incident = session.get(Incident, incident_id) if 0 < incident_id < 2**31 else None
     if incident is None:
         return None
 

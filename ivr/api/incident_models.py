@@ -194,7 +194,9 @@ class AnnouncementRequest(RequestBody):
     """Announce the incident in menus or not, with its own words per language."""
 
     announce: bool
-    texts: dict[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")], Text] | None = None
+    texts: dict[str, Text] | None = Field(
+        default=None, description="Language code (en, de, ...) -> the incident's own words; "
+        "an empty text goes back to the incidents file's")
 
 
 class ResolveRequest(RequestBody):

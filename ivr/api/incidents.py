@@ -4,6 +4,7 @@ so they are in the OpenAPI document; refusals are 400 with the reason."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from flask import Response, current_app
@@ -101,6 +102,10 @@ def unlink_incident(incident_id: int, body: LinkRequest) -> Response:
 def announce_incident(incident_id: int, body: AnnouncementRequest) -> Response:
     """Switch the announcement on or off; `texts` sets its own words per language (an empty
     one goes back to the incidents file's)."""
+    bad = [code for code in body.texts or {} if not re.fullmatch(r"[a-z]{2,3}", code)]
+    if bad:
+        raise ApiProblem(400, "refused", f"'{bad[0][:10]}' is not a language code such as de")
+
     def act() -> str:
         set_announcement(get_session(), incident_id, body.announce, body.texts)
         forget_open_incidents(current_app._get_current_object())  # type: ignore[attr-defined]
