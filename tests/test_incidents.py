@@ -368,3 +368,23 @@ def test_the_line_refuses_to_start_with_a_broken_incidents_file(database_url: st
     assert "minutes must be a whole number from 1 to 1440, not 'never'" in str(
         refused.value.errors[0])
     assert Incident.__tablename__ == "incidents"
+
+
+def test_linking_and_resolving_reach_the_companys_ticket_system_through_the_outbox(
+        database_url: str, redis_url: str, standin: StandinServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from callbacks.delivery.outbox import Delivery
+    from tests.delivery_helpers import SECRETS, webhook_connector, write_delivery_file
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    delivery_file = write_delivery_file(tmp_path, webhook_connector("http://127.0.0.1:9/in"))
+    with desk_app(database_url, redis_url, standin, DELIVERY_FILE=str(delivery_file)) as app:
+        ticket_id = _ticket(app, KATRIN)
+        with _session(app) as session:
+            incident_id = open_incident(session, title="VPN", category="network", by="ana",
+                                        ticket_ids=[ticket_id]).id
+            resolve_incident(session, incident_id, "", "ana")
+            kinds = [d.kind for d in session.scalars(
+                select(Delivery).where(Delivery.ticket_id == ticket_id).order_by(Delivery.id))]
+    assert kinds == ["incident_linked", "incident_resolved"]
