@@ -17,6 +17,7 @@ from sqlalchemy import select
 from callbacks.incidents.grouping import open_incident, resolve_incident, set_announcement
 from callbacks.incidents.incident import IncidentSubscriber
 from callbacks.tickets.optout import record_keyword
+from ivr.voice.messages import MESSAGES
 from routing.loader import check_flow
 from tests.conftest import DEMO_FLOW, publish
 from tests.test_console_browser import always_open
@@ -198,3 +199,32 @@ def test_the_flow_schema_documents_the_incident_key() -> None:
     menu = schema["$defs"]["MenuNode"]["properties"]["incidents"]
     assert "Announce open incidents" in menu["description"]
     assert schema["$defs"]["MenuIncidents"]["properties"]["subscribe"]["pattern"] == "^[0-9*#]$"
+
+
+def test_the_simulator_hears_the_announcement_and_subscribes_with_7(line: Flask) -> None:
+    from ivr.simulator import ScriptedCaller, Simulator
+    from ivr.simulator.inprocess import IN_PROCESS_BASE_URL, in_process_session
+    from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+
+    _open_vpn_incident(line)
+    call = Simulator(IN_PROCESS_BASE_URL, AUTH_TOKEN, caller=MOBILE, called="+493012345678",
+                     session=in_process_session(line), public_base_url=PUBLIC_BASE_URL).run(
+        ScriptedCaller(["2", "7"]))
+    assert not call.failed, call.failures
+    heard = call.said()
+    assert ANNOUNCED["de"][0] in heard and ANNOUNCED["de"][2] in heard
+    assert heard.count(ANNOUNCED["de"][0]) == 1
+    assert [s[0] for s in _subscribers(line)] == [MOBILE]
+
+
+@pytest.mark.parametrize("key", list("0123456789*#"))
+def test_every_key_of_the_main_menu_answers_valid_twiml_while_an_incident_is_open(
+        line: Flask, key: str) -> None:
+    _open_vpn_incident(line)
+    phone = Phone(line.test_client(), caller=MOBILE)
+    _to_main_menu(phone, "en")
+    answer = phone.press(key)
+    apology = MESSAGES["apology"]["en"]
+    assert answer.tag == "Response" and len(answer) > 0 and apology not in said(answer)
+    if answer.find("Redirect") is not None:  # silence at whatever asks next
+        assert apology not in said(phone.stay_silent())
