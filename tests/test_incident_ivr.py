@@ -228,3 +228,16 @@ def test_every_key_of_the_main_menu_answers_valid_twiml_while_an_incident_is_ope
     assert answer.tag == "Response" and len(answer) > 0 and apology not in said(answer)
     if answer.find("Redirect") is not None:  # silence at whatever asks next
         assert apology not in said(phone.stay_silent())
+
+
+def test_back_from_an_unknown_ticket_number_the_menu_still_takes_7_without_repeating(
+        line: Flask) -> None:
+    _open_vpn_incident(line)
+    phone = Phone(line.test_client(), caller=MOBILE)
+    _to_main_menu(phone, "en")
+    phone.press("8")
+    phone.press("99999#")  # no such ticket: asked once more
+    back = said(phone.press("99998#"))  # then back to the main menu
+    assert ANNOUNCED["en"][0] not in back
+    assert said(phone.press("7"))[0] == ANNOUNCED["en"][2]
+    assert [s[0] for s in _subscribers(line)] == [MOBILE]

@@ -154,7 +154,7 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     """
     call_sid = request.form["CallSid"]
     turn = answer_lookup(turn, _compiled(state.version_id), get_session(), now(),
-                         request.form.get("From", ""))
+                         request.form.get("From", ""), open_incidents(), state.heard)
     call_log().record_step(
         StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
