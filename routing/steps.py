@@ -137,7 +137,8 @@ class Turn:
     language: str | None = None
     choice: str | None = field(default=None)
     announced: bool = False
-    """The turn announced open incidents (the call does not hear them again)."""
+    """The call has heard the open incidents (in this turn or before): later menus of the call
+    do not announce them again."""
 
 
 # --- events: what the caller (or the network) did --------------------------------
