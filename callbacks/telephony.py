@@ -264,10 +264,10 @@ def send_sms(settings: Settings, to: str, body: str, from_: str | None = None) -
 
 def find_sent_message(settings: Settings, to: str, from_: str, body: str,
                       since: datetime) -> str | None:
-    """The SID of a text with exactly `body` that Twilio took for `to` (from `from_`, when
-    given) since `since`, or None: whether an interrupted send got through."""
+    """The SID of a text with exactly `body` that Twilio took for `to` (from `from_`, when it
+    is a number) since `since`, or None: whether an interrupted send got through."""
     options: dict[str, Any] = {"to": to, "page_size": 50}
-    if from_:
+    if from_.startswith("+"):  # a messaging service picks its own number: not filtered by it
         options["from_"] = from_
     try:
         for message in twilio_client(settings).messages.stream(**options):
