@@ -7,6 +7,7 @@ import callbacks.calllog
 import callbacks.delivery.inbound
 import callbacks.delivery.outbox
 import callbacks.flowstore
+import callbacks.incidents.incident
 import callbacks.survey
 import callbacks.tickets.optout
 import callbacks.tickets.ticket

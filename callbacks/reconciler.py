@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from callbacks.db import utcnow
 from callbacks.delivery.outbox import requeue_lost_deliveries
+from callbacks.incidents.notices import requeue_incident_notices
 from callbacks.queues import (
     enqueue_ticket_sms,
     enqueue_voicemail,
@@ -85,6 +86,8 @@ class ReconcileReport:
     live_calls_routed: list[int] = field(default_factory=list)
     callbacks_routed: list[int] = field(default_factory=list)
     deliveries_requeued: list[str] = field(default_factory=list)
+    incident_notices_requeued: list[int] = field(default_factory=list)
+    """Incident notices (texts on resolve) whose job was queued again."""
 
 
 def job_is_alive(connection: Redis, job_id: str,
@@ -111,8 +114,8 @@ def reconcile(session: Session, connection: Redis,
               heartbeat_seconds: int = HEARTBEAT_SECONDS,
               wrap_up_seconds: int = WRAP_UP_SECONDS, *, ring_seconds: int = RING_SECONDS,
               lost_after: timedelta = LOST_AFTER, sweep: bool = False) -> ReconcileReport:
-    """Queue again every voicemail, ticket SMS, text about a ticket event and delivery whose job
-    is gone,
+    """Queue again every voicemail, ticket SMS, text about a ticket event, delivery and
+    incident notice whose job is gone,
     put back stuck callbacks and live callers, end wrap-ups whose scheduled end was lost and
     free stranded agents; with `sweep`, then route every free agent (the worker sweeps on its
     own)."""
@@ -156,6 +159,9 @@ def reconcile(session: Session, connection: Redis,
     report.deliveries_requeued = requeue_lost_deliveries(
         session, connection, settled_before,
         lambda redis, job_id: job_is_alive(redis, job_id, heartbeat_seconds))
+    report.incident_notices_requeued = requeue_incident_notices(
+        session, connection, settled_before,
+        lambda redis, job_id: job_is_alive(redis, job_id, heartbeat_seconds), _forget)
     if sweep:
         try:
             routed = route_sweep()
@@ -165,13 +171,15 @@ def reconcile(session: Session, connection: Redis,
     if (report.voicemails_requeued or report.sms_requeued or report.callbacks_put_back
             or report.caller_texts_requeued or report.wrap_ups_ended or report.agents_freed
             or report.live_calls_put_back or report.live_offers_ended
-            or report.live_calls_lost or report.deliveries_requeued):
+            or report.live_calls_lost or report.deliveries_requeued
+            or report.incident_notices_requeued):
         log.warning("reconciler queued again: voicemails %s, ticket SMS %s, callbacks %s, "
-                    "texts about ticket events %s, deliveries %s; wrap-ups ended for agents "
-                    "%s; agents freed %s; live callers back in line %s, rings ended %s, "
-                    "callers lost %s",
+                    "texts about ticket events %s, deliveries %s, incident notices %s; "
+                    "wrap-ups ended for agents %s; agents freed %s; live callers back in line "
+                    "%s, rings ended %s, callers lost %s",
                     report.voicemails_requeued, report.sms_requeued, report.callbacks_put_back,
                     report.caller_texts_requeued, report.deliveries_requeued,
+                    report.incident_notices_requeued,
                     report.wrap_ups_ended, report.agents_freed, report.live_calls_put_back,
                     report.live_offers_ended, report.live_calls_lost)
     return report

@@ -22,6 +22,7 @@ from callbacks.settings import Settings
 if TYPE_CHECKING:
     from callbacks.delivery.settings import DeliverySettings
     from callbacks.directory import Directory
+    from callbacks.incidents.settings import IncidentSettings
     from callbacks.priority import PriorityPolicy
     from callbacks.tickets.texts import SmsTexts
     from speech.keywords import KeywordRules
@@ -145,6 +146,13 @@ def sms_texts() -> SmsTexts:
     from callbacks.tickets.texts import load_texts
 
     return _file_once("texts_file", load_texts)
+
+
+def incident_settings() -> IncidentSettings:
+    """When incidents are suggested, the topics' names and the menu's words about them."""
+    from callbacks.incidents.settings import load_incident_settings
+
+    return _file_once("incidents_file", load_incident_settings)
 
 
 def _file_once(setting: str, load: Callable[[str], T]) -> T:

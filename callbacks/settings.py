@@ -26,6 +26,7 @@ class Settings:
     texts_file: str = "flows/texts.yaml"
     default_flow: str = "it-support"
     delivery_file: str = ""  # connectors to the company's ticket system; empty: none
+    incidents_file: str = "flows/incidents.yaml"
     delete_recordings: bool = False
     max_voicemail_seconds: int = 600
     speech_threads: int = 1
@@ -57,6 +58,7 @@ class Settings:
             directory_file=config.get("DIRECTORY_FILE", "flows/directory.csv"),
             texts_file=config.get("TEXTS_FILE", "flows/texts.yaml"),
             delivery_file=config.get("DELIVERY_FILE", ""),
+            incidents_file=config.get("INCIDENTS_FILE") or "flows/incidents.yaml",
             delete_recordings=bool(config.get("DELETE_RECORDINGS", False)),
             max_voicemail_seconds=int(config.get("MAX_VOICEMAIL_SECONDS", 600)),
             speech_threads=int(config.get("SPEECH_THREADS", 1)),

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -259,6 +260,27 @@ def send_sms(settings: Settings, to: str, body: str, from_: str | None = None) -
     except (TwilioException, requests.RequestException) as exc:
         raise _transport_error("sending an SMS", exc) from exc
     return str(message.sid)
+
+
+def find_sent_message(settings: Settings, to: str, from_: str, body: str,
+                      since: datetime) -> str | None:
+    """The SID of a text with exactly `body` that Twilio took for `to` (from `from_`, when it
+    is a number) since `since`, or None: whether an interrupted send got through."""
+    options: dict[str, Any] = {"to": to, "page_size": 50}
+    if from_.startswith("+"):  # a messaging service picks its own number: not filtered by it
+        options["from_"] = from_
+    try:
+        for message in twilio_client(settings).messages.stream(**options):
+            created = message.date_created
+            if created is not None and created < since:
+                return None  # newest first: nothing older can be the one
+            if message.body == body:
+                return str(message.sid)
+    except (TwilioRestException, TwilioServiceException) as exc:
+        raise _rest_error("listing messages", exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error("listing messages", exc) from exc
+    return None
 
 
 def place_call(settings: Settings, to: str, from_: str, url: str,

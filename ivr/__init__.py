@@ -65,11 +65,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _load_callback_rules(app: Flask) -> None:
-    """Priority levels and SLA targets, the caller directory, the texts to callers and the
-    delivery connectors, read once at start-up (a broken file stops the start with its
-    problems)."""
+    """Priority levels and SLA targets, the caller directory, the texts to callers, the
+    delivery connectors and the incidents file, read once at start-up (a broken file stops the
+    start with its problems)."""
     from callbacks.delivery.settings import load_delivery
     from callbacks.directory import load_directory
+    from callbacks.incidents.settings import load_incident_settings
     from callbacks.priority import load_policy
     from callbacks.tickets.texts import load_texts
 
@@ -77,6 +78,7 @@ def _load_callback_rules(app: Flask) -> None:
     app.extensions["ivr.directory"] = load_directory(app.config["DIRECTORY_FILE"])
     app.extensions["ivr.texts"] = load_texts(app.config["TEXTS_FILE"])
     app.extensions["ivr.delivery"] = load_delivery(app.config["DELIVERY_FILE"])
+    app.extensions["ivr.incidents"] = load_incident_settings(app.config["INCIDENTS_FILE"])
 
 
 def _warm_flow_cache(app: Flask) -> None:

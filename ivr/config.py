@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "DIRECTORY_FILE": "",
     "TEXTS_FILE": "",  # the SMS texts to callers per language (flows/texts.yaml)
     "DELIVERY_FILE": "",  # connectors to the company's ticket system (flows/delivery.yaml)
+    "INCIDENTS_FILE": "",  # incident suggestions and the menu's announcement (flows/incidents.yaml)
+    "INCIDENT_CACHE_SECONDS": 3.0,  # how long a web process caches the open incidents it announces
     "DELETE_RECORDINGS": False,
     "MAX_VOICEMAIL_SECONDS": 600,
     "SPEECH_THREADS": 1,
@@ -98,7 +100,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         app.config["MODELS_DIR"] = str(Path(app.instance_path) / "models")
     for key, name in (("KEYWORDS_FILE", "keywords.yaml"), ("PRIORITIES_FILE", "priorities.yaml"),
                       ("DIRECTORY_FILE", "directory.csv"), ("TEXTS_FILE", "texts.yaml"),
-                      ("DELIVERY_FILE", "delivery.yaml")):
+                      ("DELIVERY_FILE", "delivery.yaml"), ("INCIDENTS_FILE", "incidents.yaml")):
         if not app.config[key]:
             app.config[key] = str(ROOT / "flows" / name)
     log_format = str(app.config["LOG_FORMAT"] or "").strip().lower()

@@ -28,6 +28,7 @@ from routing.flow import (
     VoicemailNode,
 )
 from routing.hours import BusinessHours
+from routing.incident_menu import OpenIncidents, is_subscribe_key, menu_lead, subscribe
 from routing.oncall import OnCallRota, who_is_on_call
 from routing.queue_node import enter_queue, fits, leave_queue
 from routing.steps import (
@@ -146,19 +147,23 @@ def match_keyword(compiled: CompiledFlow, menu_id: str, language: str, text: str
 
 
 def start(compiled: CompiledFlow, now: datetime, language: str | None = None,
-          caller: str = "") -> Turn:
+          caller: str = "", *, incidents: OpenIncidents | None = None) -> Turn:
     """The first turn of a call: enter the flow's start node in `language` (else the default).
 
-    `caller` is the caller id, offered back when a callback node asks where to call.
+    `caller` is the caller id, offered back when a callback node asks where to call;
+    `incidents` are the open incidents a menu may announce.
     """
-    call = _TurnBuilder(compiled, now, _declared_language(compiled, language), caller)
+    call = _TurnBuilder(compiled, now, _declared_language(compiled, language), caller,
+                        incidents)
     call.enter(compiled.flow.start)
     return call.build()
 
 
 def advance(compiled: CompiledFlow, position: Position, event: Event, now: datetime,
-            caller: str = "") -> Turn:
-    """The turn after the caller answered the waiting node at `position` (caller id: `caller`)."""
+            caller: str = "", *, incidents: OpenIncidents | None = None,
+            heard: bool = False) -> Turn:
+    """The turn after the caller answered the waiting node at `position` (caller id: `caller`;
+    open incidents a menu may announce: `incidents`, which the call `heard` already or not)."""
     flow = compiled.flow
     node = flow.nodes.get(position.node)
     if node is None:
@@ -167,7 +172,7 @@ def advance(compiled: CompiledFlow, position: Position, event: Event, now: datet
         raise UnexpectedEvent(f"flow '{flow.name}' does not declare language '{position.language}'")
     if position.attempt < 0:
         raise UnexpectedEvent(f"attempt {position.attempt} at '{position.node}' is negative")
-    call = _TurnBuilder(compiled, now, position.language, caller)
+    call = _TurnBuilder(compiled, now, position.language, caller, incidents, heard)
     if isinstance(node, MenuNode):
         call.answer_menu(position, node, event)
     elif isinstance(node, LanguageNode):
@@ -220,7 +225,8 @@ class _TurnBuilder:
     """Collects the steps, path and outcome of one turn while walking the flow."""
 
     def __init__(self, compiled: CompiledFlow, now: datetime, language: str,
-                 caller: str = "") -> None:
+                 caller: str = "", incidents: OpenIncidents | None = None,
+                 heard: bool = False) -> None:
         self.compiled = compiled
         self.flow = compiled.flow
         self.now = now
@@ -230,10 +236,13 @@ class _TurnBuilder:
         self.path: list[str] = []
         self.outcome: str | None = None
         self.choice: str | None = None
+        self.incidents = incidents
+        self.heard_incidents = heard
 
     def build(self) -> Turn:
         """The finished turn."""
-        return Turn(tuple(self.steps), tuple(self.path), self.outcome, self.language, self.choice)
+        return Turn(tuple(self.steps), tuple(self.path), self.outcome, self.language, self.choice,
+                    self.heard_incidents)
 
     def note(self, outcome: str) -> None:
         """Record an outcome; the first one of a turn wins (a failed menu, a callback)."""
@@ -281,7 +290,7 @@ class _TurnBuilder:
                     return  # waits for the caller's window or number
                 node_id = follow
             elif isinstance(node, MenuNode):
-                self.steps.append(self._menu_gather(position, node, lead=None))
+                self.steps.append(self.menu_gather(position, node, lead=None))
                 return
             elif isinstance(node, TicketNode):
                 TicketDialog(self, node_id, node).enter()
@@ -333,6 +342,9 @@ class _TurnBuilder:
             raise UnexpectedEvent(
                 f"{type(event).__name__} does not fit menu node '{position.node}'"
             )
+        if is_subscribe_key(self, node, key):
+            subscribe(self, position.node, node)
+            return
         if key in node.options:
             option = node.options[key]
             self.choice = option.label or key
@@ -345,7 +357,7 @@ class _TurnBuilder:
 
         lead = self.reprompt(event, node.invalid, node.no_input)
         self.retry_or_give_up(position, lead, node.retries,
-                              lambda retry, lead: self._menu_gather(retry, node, lead), give_up)
+                              lambda retry, lead: self.menu_gather(retry, node, lead), give_up)
 
     def answer_callback(self, position: Position, node: CallbackNode, event: Event) -> None:
         """Take a window, a confirmation or a keyed-in number; queue the callback when done."""
@@ -410,13 +422,18 @@ class _TurnBuilder:
         retry = Position(position.node, self.language, attempt)
         self.steps.append(self._language_gather(retry, node))
 
-    def _menu_gather(self, position: Position, node: MenuNode, lead: Say | None) -> Gather:
+    def menu_gather(self, position: Position, node: MenuNode, lead: Say | None) -> Gather:
+        """Ask a menu's question (after `lead`, and open incidents the first time)."""
         prompt = self.say(node.prompt)
+        announced = menu_lead(self, node, position)
+        keys = tuple(node.options)
+        if node.incidents is not None and self.incidents is not None and self.incidents.ids:
+            keys += (node.incidents.subscribe,)
         return Gather(
             position=position,
-            prompts=(lead, prompt) if lead is not None else (prompt,),
+            prompts=(*announced, lead, prompt) if lead is not None else (*announced, prompt),
             timeout=node.timeout,
-            keys=tuple(node.options),
+            keys=keys,
             speech_hints=self.compiled.speech_hints.get((position.node, self.language), ()),
         )
 

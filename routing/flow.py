@@ -102,6 +102,14 @@ class SayNode(_Model):
     next: NodeId
 
 
+class MenuIncidents(_Model):
+    """A menu that announces open outage incidents (their words come from incidents.yaml)."""
+
+    subscribe: Key = Field(
+        description="The key that asks for a text when the incident is fixed; it must not be "
+        "one of the menu's options")
+
+
 class MenuNode(_Model):
     """Ask the caller to press a key (or say a keyword) and branch on it."""
 
@@ -113,6 +121,9 @@ class MenuNode(_Model):
     invalid: Prompt | None = Field(default=None, description="Said after an unknown key")
     no_input: Prompt | None = Field(default=None, description="Said after silence")
     on_failure: NodeId = Field(description="Where to go when the retries are used up")
+    incidents: MenuIncidents | None = Field(
+        default=None, description="Announce open incidents before the prompt (the first time "
+        "in a call) and offer a key to be texted when they are fixed")
 
 
 class LanguageNode(_Model):

@@ -110,11 +110,21 @@ class LookupTicket:
 
 
 @dataclass(frozen=True)
+class SubscribeToIncidents:
+    """The caller pressed a menu's incident key: the web layer notes their number for a text
+    when the incidents are fixed and says in its place that it did (or why it cannot)."""
+
+    incident_ids: tuple[int, ...]
+    language: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call."""
 
 
-Step = Say | Gather | Record | Dial | RequestCallback | Enqueue | LookupTicket | Hangup
+Step = (Say | Gather | Record | Dial | RequestCallback | Enqueue | LookupTicket
+        | SubscribeToIncidents | Hangup)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,9 @@ class Turn:
     outcome: str | None = None
     language: str | None = None
     choice: str | None = field(default=None)
+    announced: bool = False
+    """The call has heard the open incidents (in this turn or before): later menus of the call
+    do not announce them again."""
 
 
 # --- events: what the caller (or the network) did --------------------------------

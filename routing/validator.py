@@ -11,6 +11,7 @@ from routing.errors import FlowError, Path
 from routing.field_problems import check_number, did_you_mean
 from routing.flow import WAITING_TYPES, CallbackNode, Flow, QueueNode, TicketNode
 from routing.graph import loops
+from routing.incident_checks import check_menu_incidents
 from routing.node_texts import check_node_texts
 from routing.queue_checks import check_queue
 from routing.ticket_texts import BUILT_IN as TICKET_BUILT_IN
@@ -62,6 +63,7 @@ class _Checks:
         check_calendars(self)
         check_rotas(self)
         self.check_menu_keywords()
+        check_menu_incidents(self)
         for node_id, node in self.flow.nodes.items():
             if isinstance(node, CallbackNode):
                 self.check_callback(node_id, node)

@@ -90,7 +90,8 @@ def test_admin_pages_render(admin_app: Flask) -> None:
     flows = admin.get("/admin/flows").get_data(as_text=True)
     assert "published" in flows and "alice" in flows
     settings = admin.get("/admin/settings").get_data(as_text=True)
-    assert settings.count("Valid.") == 5  # priorities, keywords, directory, texts, delivery
+    assert settings.count("Valid.") == 6  # priorities, keywords, directory, texts, delivery,
+    # incidents
     assert "Texts to callers (SMS)" in settings and "status_waiting_for_caller" in settings
     assert admin.get("/admin/flows/no-such-flow").status_code == 404
     assert "Admin" in admin.get("/console/").get_data(as_text=True)

@@ -42,6 +42,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "survey_help": frozenset(),
     **{f"status_{status}": frozenset({"number", "note"}) for status in STATUS_TEXTS},
     "reply": frozenset({"number", "text"}),
+    "incident_resolved": frozenset({"number", "title", "topic", "note"}),
 }
 """Every text the line sends, with the placeholders it fills in."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from callbacks.delivery.settings import load_delivery
 from callbacks.directory import DirectoryInvalid, load_directory
+from callbacks.incidents.settings import load_incident_settings
 from callbacks.priority import load_policy
 from callbacks.tickets.texts import load_texts
 from routing.errors import FlowInvalid
@@ -52,6 +53,9 @@ _FILES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
      "Connectors (email, signed webhook, Zammad) that receive every ticket event; secrets "
      "are named environment variables.",
      load_delivery),
+    ("INCIDENTS_FILE", "Outage incidents",
+     "When the desk suggests an incident, how each category is named to callers, and what a "
+     "menu says while an incident is open.", load_incident_settings),
 )
 
 

@@ -37,6 +37,7 @@ from callbacks.workqueue.dialer import DialRefused, ReservedForAnother, call_now
 from ivr import signin_limits
 from ivr.api import (
     agents,  # noqa: F401 (the account routes register on the same blueprint)
+    incidents,  # noqa: F401 (and the incidents' routes)
     line,  # noqa: F401 (the live line's routes register on it too)
 )
 from ivr.api.core import (

@@ -15,6 +15,8 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
 from callbacks.db import utcnow
+from callbacks.incidents.settings import CATEGORIES
+from callbacks.incidents.suggestion import suggestions
 from callbacks.tickets.inbox import (
     ASSIGNMENTS,
     SORTS,
@@ -83,8 +85,18 @@ def _inbox_view(report_errors: bool) -> dict[str, Any]:
         "status_choices": STATUS_CHOICES, "assignments": ASSIGNMENTS, "sorts": SORTS,
         "transcription_states": TRANSCRIPTION_STATES,
         "priorities": current_app.extensions["ivr.priorities"].names,
+        **(_incident_view() if report_errors else {}),
         **page_view(back=request.full_path),
     }
+
+
+def _incident_view() -> dict[str, Any]:
+    """The desk's incident suggestions and the open incidents to group tickets into."""
+    from ivr.console.incidents import open_incident_choices
+
+    return {"suggested": suggestions(get_session(), current_app.extensions["ivr.incidents"],
+                                     utcnow()),
+            "incident_choices": open_incident_choices(), "incident_categories": CATEGORIES}
 
 
 def _with_query(path: str, values: dict[str, str]) -> str:

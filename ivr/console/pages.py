@@ -25,6 +25,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
 from callbacks.desk import callback_story, ticket_audio, ticket_story, work_list
+from callbacks.incidents.overview import incidents_of_ticket
 from callbacks.workqueue.agents import authenticate
 from ivr import signin_limits
 from ivr.auth import end_session, start_session
@@ -132,8 +133,12 @@ def ticket_page(number_or_id: int) -> str:
     if story is None:
         abort(404)
     caller = current_app.extensions["ivr.directory"].lookup(story.ticket.caller)
+    from ivr.console.incidents import open_incident_choices
+
     return render_template("console/ticket.html", story=story,
                            caller_name=caller.name if caller else "",
+                           incidents=incidents_of_ticket(get_session(), story.ticket.id),
+                           incident_choices=open_incident_choices(),
                            priorities=current_app.extensions["ivr.priorities"].names,
                            **page_view(request.path))
 

@@ -1,6 +1,6 @@
 """The REST API part of the stand-in: Twilio's resources under /2010-04-01/Accounts/{AC}/.
 
-Messages (create, fetch), Calls (create, fetch, update), Recordings (media, delete), Queues
+Messages (create, list, fetch), Calls (create, fetch, update), Recordings (media, delete), Queues
 (create, list, fetch, update, delete) and their Members (list, fetch, dequeue), with Twilio's
 URLs, JSON shapes, list pages and error bodies.
 """
@@ -49,6 +49,7 @@ def register_rest_api(app: Flask) -> None:
     api = f"/{API_VERSION}/Accounts/<account>"
     rules: list[tuple[str, Any, list[str]]] = [
         ("Messages.json", create_message, ["POST"]),
+        ("Messages.json", list_messages, ["GET"]),
         ("Messages/<name>", fetch_message, ["GET"]),
         ("Calls.json", create_call, ["POST"]),
         ("Calls/<name>", call_instance, ["GET", "POST"]),
@@ -98,6 +99,15 @@ def create_message(account: str) -> Response:
     current_state().add_message(StandinMessage(sid, to, from_, body, form.get("StatusCallback"),
                                                form.to_dict(), resource))
     return json_response(resource, 201)
+
+
+def list_messages(account: str) -> Response:
+    """GET Messages.json: the texts sent, newest first, filtered by To and From like Twilio."""
+    to, from_ = request.args.get("To"), request.args.get("From")
+    found = [message.resource for message in reversed(current_state().messages())
+             if (to is None or message.to == to) and (from_ is None or message.from_ == from_)]
+    return list_page(found, "messages", f"{API_PREFIX}{account}/Messages.json",
+                     lambda resource: resource)
 
 
 def invalid_to(to: str) -> Response:

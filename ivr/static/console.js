@@ -1,5 +1,6 @@
 // Live console: every few seconds each region marked data-live="<fragment URL>" is fetched
-// again and swapped in, unless the agent is busy with a form inside it. In between, every
+// again and swapped in, unless the agent is busy with a form inside it (or has ticked boxes in
+// it, such as tickets selected to group into an incident). In between, every
 // element with data-since="<ISO time>" shows the time since then (a caller's wait), ticking
 // every second. Without JavaScript the pages still work; they just do not refresh by themselves.
 (function () {
@@ -11,6 +12,9 @@
 
   function busy(region) {
     var active = document.activeElement;
+    if (region.querySelector("input[data-keep]:checked")) {
+      return true;  // tickets selected to group into an incident: keep the selection
+    }
     return Boolean(active && active !== document.body && region.contains(active) &&
                    active.closest("form"));
   }

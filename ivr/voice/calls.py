@@ -46,6 +46,7 @@ from callbacks.workqueue.dialer import dial_when_due
 from callbacks.workqueue.live_calls import live_call_by_sid
 from ivr.db import answers_whatever_happens, call_log, get_session, once_more_if_dropped
 from ivr.voice.form_limits import confidence, small_number, with_cut_note
+from ivr.voice.incidents import open_incidents, subscribe_caller
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.queue_entry import agent_phone_of, join_line_or_overflow
 from ivr.voice.signature import reject_unless_signed
@@ -71,6 +72,7 @@ from routing.steps import (
     Say,
     Speech,
     Step,
+    SubscribeToIncidents,
     Turn,
 )
 
@@ -139,6 +141,7 @@ def _state() -> CallState:
         position=Position(args["n"], args["l"], attempt, args.get("c", ""), args.get("w", ""),
                           ticket_in_url(request.args)),
         seq=seq,
+        heard=args.get("h") == "1",
     )
 
 
@@ -151,7 +154,7 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     """
     call_sid = request.form["CallSid"]
     turn = answer_lookup(turn, _compiled(state.version_id), get_session(), now(),
-                         request.form.get("From", ""))
+                         request.form.get("From", ""), open_incidents(), state.heard)
     call_log().record_step(
         StepRecord(call_sid, state.seq, event, node, given, turn.path, turn.outcome, turn.language)
     )
@@ -159,17 +162,20 @@ def _carry_out(turn: Turn, state: CallState, event: str, node: str, given: str |
     for step in turn.steps:
         if isinstance(step, RequestCallback):
             steps.extend(_queue_callback(step, state.version_id, call_sid))
+        elif isinstance(step, SubscribeToIncidents):
+            steps.append(subscribe_caller(step, request.form.get("From", ""), call_sid))
         elif isinstance(step, Enqueue) and not join_line_or_overflow(step, state, call_sid,
                                                                      utcnow()):
             overflow = engine.advance(_compiled(state.version_id), step.position,
                                       QueueLeft("overflow"), now(), request.form.get("From", ""))
-            return _carry_out(overflow, CallState(state.version_id, step.position, state.seq + 1),
+            return _carry_out(overflow, CallState(state.version_id, step.position, state.seq + 1,
+                                                  state.heard or turn.announced),
                               "overflow", step.position.node, None, tuple(steps))
         else:
             steps.append(step)
     compiled = _compiled(state.version_id)
     return twiml_response(render_xml(tuple(steps), compiled.flow, state.version_id,
-                                     state.seq + 1))
+                                     state.seq + 1, state.heard or turn.announced))
 
 
 def _queue_callback(step: RequestCallback, version_id: int, call_sid: str) -> tuple[Say, ...]:
@@ -267,7 +273,8 @@ def _start_call(version_id: int, language: str | None) -> Response:
     if language is None or language not in flow.languages:
         language = language_for_number(form.get("From", ""), flow.languages,
                                        flow.default_language)
-    turn = engine.start(compiled, now(), language, form.get("From", ""))
+    turn = engine.start(compiled, now(), language, form.get("From", ""),
+                        incidents=open_incidents())
     call_log().open_call(form["CallSid"], form.get("From", ""), form.get("To", ""), version_id,
                          turn.language or language)
     state = CallState(version_id, Position(flow.start, language), seq=0)
@@ -414,7 +421,8 @@ def _survey_step() -> Response:
 
 def _advance(state: CallState, event: Event, kind: str, given: str | None) -> Response:
     compiled = _compiled(state.version_id)
-    turn = engine.advance(compiled, state.position, event, now(), request.form.get("From", ""))
+    turn = engine.advance(compiled, state.position, event, now(), request.form.get("From", ""),
+                          incidents=open_incidents(), heard=state.heard)
     return _carry_out(turn, state, kind, state.position.node, given)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from callbacks.tickets.ticket import Ticket, ticket_id_from_number
 from routing import engine
 from routing.engine import CompiledFlow
+from routing.incident_menu import OpenIncidents
 from routing.steps import LookupTicket, Position, TicketLooked, Turn
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ def keyed_ticket(session: Session, position: Position) -> Ticket | None:
 
 
 def answer_lookup(turn: Turn, compiled: CompiledFlow, session: Session, now: datetime,
-                  caller: str) -> Turn:
+                  caller: str, incidents: OpenIncidents | None = None,
+                  heard: bool = False) -> Turn:
     """The turn with its ticket lookup answered: the engine hears the ticket's status (or
-    that there is none) and goes on in the same turn; any other turn as it is."""
+    that there is none) and goes on in the same turn (a menu it reaches knows the open
+    `incidents`, which the call `heard` or not); any other turn as it is."""
     if not turn.steps or not isinstance(turn.steps[-1], LookupTicket):
         return turn
     lookup = turn.steps[-1]
@@ -53,7 +56,8 @@ def answer_lookup(turn: Turn, compiled: CompiledFlow, session: Session, now: dat
         if ticket_id is not None and ticket_id <= MAX_TICKET_ID else None
     log.info("a caller keyed in a ticket number at node %s: %s", lookup.position.node,
              "found" if status else "unknown")
-    answer = engine.advance(compiled, lookup.position, TicketLooked(status), now, caller)
+    answer = engine.advance(compiled, lookup.position, TicketLooked(status), now, caller,
+                            incidents=incidents, heard=heard or turn.announced)
     return Turn((*turn.steps[:-1], *answer.steps), (*turn.path, *answer.path),
                 answer.outcome or turn.outcome, answer.language or turn.language,
-                turn.choice or answer.choice)
+                turn.choice or answer.choice, turn.announced or answer.announced)

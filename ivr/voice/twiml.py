@@ -23,6 +23,7 @@ from routing.steps import (
     RequestCallback,
     Say,
     Step,
+    SubscribeToIncidents,
 )
 
 
@@ -33,6 +34,8 @@ class CallState:
     version_id: int
     position: Position
     seq: int
+    heard: bool = False
+    """The caller heard the open incidents announced (h=1): a menu does not say them again."""
 
     def query(self) -> str:
         """The state as a query string (node ids and languages are URL-safe by the schema).
@@ -50,32 +53,38 @@ class CallState:
             query += f"&w={quote(position.window)}"
         if position.ticket:
             query += f"&t={quote(position.ticket)}"
+        if self.heard:
+            query += "&h=1"
         return query
 
 
-def action_url(endpoint: str, version_id: int, position: Position, seq: int) -> str:
+def action_url(endpoint: str, version_id: int, position: Position, seq: int,
+               heard: bool = False) -> str:
     """A relative action URL; Twilio resolves it against the public URL it just requested."""
-    return f"/voice/{endpoint}?{CallState(version_id, position, seq).query()}"
+    return f"/voice/{endpoint}?{CallState(version_id, position, seq, heard).query()}"
 
 
-_rendered: dict[tuple[tuple[Step, ...], int, int], str] = {}
+_rendered: dict[tuple[tuple[Step, ...], int, int, bool], str] = {}
 _RENDERED_MAX = 20_000
 
 
-def render_xml(steps: tuple[Step, ...], flow: Flow, version_id: int, seq: int) -> str:
+def render_xml(steps: tuple[Step, ...], flow: Flow, version_id: int, seq: int,
+               heard: bool = False) -> str:
     """The TwiML document for the steps, memoised: menus repeat, so most answers are reused."""
-    key = (steps, version_id, seq)
+    key = (steps, version_id, seq, heard)
     xml = _rendered.get(key)
     if xml is None:
-        xml = str(render(steps, flow, version_id, seq))
+        xml = str(render(steps, flow, version_id, seq, heard))
         if len(_rendered) >= _RENDERED_MAX:
             _rendered.clear()
         _rendered[key] = xml
     return xml
 
 
-def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> VoiceResponse:
-    """TwiML for the engine's steps; `seq` numbers the webhook that will answer them."""
+def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int,
+           heard: bool = False) -> VoiceResponse:
+    """TwiML for the engine's steps; `seq` numbers the webhook that will answer them, `heard`
+    carries on that the caller heard the open incidents."""
     response = VoiceResponse()
     for step in steps:
         if isinstance(step, Say):
@@ -83,7 +92,7 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
         elif isinstance(step, Gather):
             gather = response.gather(
                 input="dtmf speech" if step.speech_hints else "dtmf",
-                action=action_url("step", version_id, step.position, seq),
+                action=action_url("step", version_id, step.position, seq, heard),
                 method="POST",
                 timeout=step.timeout,
                 num_digits=step.num_digits,
@@ -95,17 +104,18 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
             for prompt in step.prompts:
                 _say(gather, flow, prompt)
             # Twilio falls through to the next verb when the caller stays silent.
-            response.redirect(action_url("silence", version_id, step.position, seq), method="POST")
+            response.redirect(action_url("silence", version_id, step.position, seq, heard),
+                              method="POST")
         elif isinstance(step, Record):
             response.record(
-                action=action_url("recorded", version_id, step.position, seq),
+                action=action_url("recorded", version_id, step.position, seq, heard),
                 method="POST",
                 max_length=step.max_length,
                 finish_on_key=step.finish_key,
                 play_beep=True,
                 trim="trim-silence",
-                recording_status_callback=action_url("recording", version_id, step.position,
-                                                     seq),
+                recording_status_callback=action_url("recording", version_id,
+                                                     step.position, seq, heard),
                 recording_status_callback_method="POST",
                 recording_status_callback_event="completed",
             )
@@ -115,7 +125,7 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
             response.hangup()
         elif isinstance(step, Dial):
             dial = response.dial(
-                action=action_url("dialed", version_id, step.position, seq),
+                action=action_url("dialed", version_id, step.position, seq, heard),
                 method="POST",
                 timeout=step.timeout,
                 answer_on_bridge=True,
@@ -128,14 +138,14 @@ def render(steps: Iterable[Step], flow: Flow, version_id: int, seq: int) -> Voic
             # the hold loop (waitUrl) and the way out (action) carry the position like menus
             response.enqueue(
                 step.queue_name,
-                action=action_url("queue/left", version_id, step.position, seq),
+                action=action_url("queue/left", version_id, step.position, seq, heard),
                 method="POST",
-                wait_url=action_url("queue/wait", version_id, step.position, seq),
+                wait_url=action_url("queue/wait", version_id, step.position, seq, heard),
                 wait_url_method="POST",
             )
         elif isinstance(step, Hangup):
             response.hangup()
-        elif isinstance(step, RequestCallback | LookupTicket):
+        elif isinstance(step, RequestCallback | LookupTicket | SubscribeToIncidents):
             continue  # the webhook carries it out and says the outcome in its place
     return response
 
