@@ -29,13 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks import runtime
-from callbacks.calllog import Call
 from callbacks.db import record_after_the_fact, utcnow
 from callbacks.incidents.incident import FINAL_NOTICE_STATES, Incident, IncidentNotice
 from callbacks.queues import SMS_RETRY, URGENT, enqueue_unique
-from callbacks.sms import can_receive_sms, sms_text, sms_texts
+from callbacks.sms import sms_text, sms_texts
 from callbacks.telephony import REST_TIMEOUT, TelephonyError, find_sent_message
-from callbacks.tickets.optout import SKIPPED_DETAIL, OptedOut, is_opted_out, send_text
+from callbacks.tickets.caller_texts import line_called, why_not_textable
+from callbacks.tickets.optout import OptedOut, send_text
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ IN_FLIGHT = timedelta(seconds=REST_TIMEOUT + 5)
 """A claim younger than this may still have its request to Twilio on the way."""
 LATE_AFTER = timedelta(days=1)
 """Notices older than this are not sent late any more (like texts about ticket events)."""
-NO_SENDER = "the line has no number to send texts from (an admin has to set one up)"
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
@@ -129,7 +128,7 @@ def send_incident_notice(notice_id: int) -> str | None:
                         "interrupted try", sid)
                 session.commit()
                 return sid
-        reason = _why_not(session, notice.phone)
+        reason = why_not_textable(session, notice.phone, _sender(session, notice.phone))
         if reason:
             _finish(notice, "skipped", reason)
             session.commit()
@@ -138,7 +137,7 @@ def send_incident_notice(notice_id: int) -> str | None:
         assert incident is not None
         language = notice_language(notice.language)
         notice.body = compose_notice(incident, language)
-        notice.sender = settings.sms_from or _line_called(session, notice.phone) or ""
+        notice.sender = _sender(session, notice.phone) or ""
         notice.status, notice.claimed_at = "sending", utcnow()
         notice.attempts += 1
         phone, body, sender = notice.phone, notice.body, notice.sender
@@ -177,20 +176,9 @@ def requeue_incident_notices(session: Session, connection: Redis, settled_before
     return requeued
 
 
-def _why_not(session: Session, phone: str) -> str | None:
-    if not can_receive_sms(phone):
-        return "the caller's number cannot receive texts"
-    if is_opted_out(session, phone):
-        return SKIPPED_DETAIL
-    if not (runtime.settings().sms_from or _line_called(session, phone)):
-        return NO_SENDER
-    return None
-
-
-def _line_called(session: Session, phone: str) -> str | None:
-    """The number this caller last dialled (texts come from it when IVR_SMS_FROM is unset)."""
-    return session.scalar(select(Call.called).where(Call.caller == phone, Call.called != "")
-                          .order_by(Call.id.desc()).limit(1)) or None
+def _sender(session: Session, phone: str) -> str | None:
+    """The number a text to `phone` comes from: IVR_SMS_FROM, else the number they dialled."""
+    return runtime.settings().sms_from or line_called(session, phone)
 
 
 def _finish(notice: IncidentNotice, status: str, detail: str, sid: str | None = None) -> None:

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
-from routing.loader import LocatedReader, compose_tree, read_settings_file
-from routing.validator import did_you_mean
+from routing.field_problems import did_you_mean
+from routing.loader import LANGUAGE_CODE, LocatedReader, compose_tree, read_settings_file
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_PROMPT_LENGTH = 1000
 FALLBACK = "en"
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 CATEGORIES = ("password", "network", "hardware", "software", "vdi", "outage", "other")
 """The demo flow's ticket categories; each needs a topic name in every language."""
@@ -105,33 +104,13 @@ class _Reader(LocatedReader):
             raise FlowInvalid(self.errors)
         self.unknown_keys(data, (), ("languages", "suggest", "topics", "menu"),
                           "at the top level")
-        languages = self.languages(data)
+        languages = self.text_languages(data, FALLBACK)
         suggest, categories = self.suggestions(data.get("suggest"), "suggest" in data)
         topics = self.topics(data.get("topics"), "topics" in data, languages)
         prompts = self.prompts(data.get("menu"), "menu" in data, languages)
         if self.errors:
             raise FlowInvalid(self.errors)
         return IncidentSettings(tuple(languages), suggest, categories, topics, prompts)
-
-    def languages(self, data: dict[str, Any]) -> list[str]:
-        value = data.get("languages")
-        if not isinstance(value, list) or not value:
-            self.error(("languages",) if "languages" in data else (),
-                       "languages must list the languages every text needs, e.g. [en, de]")
-            return [FALLBACK]
-        languages: list[str] = []
-        for index, language in enumerate(value):
-            if not isinstance(language, str) or not _LANGUAGE.match(language):
-                self.error(("languages", index), f"'{language}' is not a language code such "
-                           "as en or de")
-            elif language in languages:
-                self.error(("languages", index), f"language '{language}' is listed twice")
-            else:
-                languages.append(language)
-        if FALLBACK not in languages:
-            self.error(("languages",), f"languages must include '{FALLBACK}': callers in "
-                       "other languages hear it")
-        return languages
 
     def suggestions(self, value: Any, present: bool) -> tuple[SuggestRule, dict[str, SuggestRule]]:
         if not isinstance(value, dict):
@@ -220,7 +199,7 @@ class _Reader(LocatedReader):
         found: dict[str, str] = {}
         for language, text in value.items():
             where = (*path, language)
-            if not isinstance(language, str) or not _LANGUAGE.match(language):
+            if not isinstance(language, str) or not LANGUAGE_CODE.match(language):
                 self.error(where, f"{what}: '{language}' is not a language code such as en or "
                            "de", at_key=True)
                 continue

@@ -100,11 +100,17 @@ NO_SENDER = "the line has no number to send texts from (an admin has to set one 
 def why_no_text(session: Session, ticket: Ticket) -> str | None:
     """Why the ticket's caller cannot be texted (no mobile number, opted out, no sender), or
     None."""
-    if not can_receive_sms(ticket.caller):
+    return why_not_textable(session, ticket.caller, sender_for(session, ticket))
+
+
+def why_not_textable(session: Session, phone: str, sender: str | None) -> str | None:
+    """Why a text to `phone` from `sender` cannot go out (no mobile number, opted out with
+    STOP, no number to send from), or None."""
+    if not can_receive_sms(phone):
         return "the caller's number cannot receive texts"
-    if is_opted_out(session, ticket.caller):
+    if is_opted_out(session, phone):
         return SKIPPED_DETAIL
-    if sender_for(session, ticket) is None:
+    if sender is None:
         return NO_SENDER
     return None
 
@@ -112,7 +118,15 @@ def why_no_text(session: Session, ticket: Ticket) -> str | None:
 def sender_for(session: Session, ticket: Ticket) -> str | None:
     """The number texts to this ticket's caller come from: IVR_SMS_FROM, else the number they
     dialled; None when neither is known."""
-    return runtime.settings().sms_from or _line_called(session, ticket)
+    return runtime.settings().sms_from or line_called(session, ticket.caller, ticket.call_sid)
+
+
+def line_called(session: Session, phone: str, call_sid: str | None = None) -> str | None:
+    """The number a caller dialled (texts come from it when IVR_SMS_FROM is not set): that of
+    call `call_sid`, else of their latest logged call."""
+    return (call_sid and session.scalar(select(Call.called).where(Call.call_sid == call_sid))) \
+        or session.scalar(select(Call.called).where(Call.caller == phone, Call.called != "")
+                          .order_by(Call.id.desc()).limit(1)) or None
 
 
 def subject_of(event: TicketEvent) -> tuple[str, str]:
@@ -203,14 +217,6 @@ def outcome_of(session: Session, event_id: int) -> TicketEvent | None:
     return session.scalar(select(TicketEvent).where(
         TicketEvent.about_event_id == event_id, TicketEvent.kind.in_(OUTCOMES))
         .order_by(TicketEvent.id).limit(1))
-
-
-def _line_called(session: Session, ticket: Ticket) -> str | None:
-    """The number the caller dialled (texts come from it when IVR_SMS_FROM is not set): their
-    ticket's call, else their latest logged call."""
-    return session.scalar(select(Call.called).where(Call.call_sid == ticket.call_sid)) or \
-        session.scalar(select(Call.called).where(Call.caller == ticket.caller, Call.called != "")
-                       .order_by(Call.id.desc()).limit(1)) or None
 
 
 def _attempts(session: Session, ticket_id: int) -> int:

@@ -11,21 +11,19 @@ have gets English.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
-from routing.loader import LocatedReader, compose_tree, read_settings_file
+from routing.loader import LANGUAGE_CODE, LocatedReader, compose_tree, read_settings_file
 from routing.node_texts import unknown_placeholder
 
 MAX_TEXTS_BYTES = 128 * 1024
 MAX_TEXT_LENGTH = 1600
 """Twilio's longest message body."""
 FALLBACK = "en"
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 STATUS_TEXTS = ("assigned", "in_progress", "waiting_for_caller", "resolved", "closed",
                 "reopened")
@@ -90,7 +88,7 @@ class _TextsReader(LocatedReader):
             self.error((), "the texts file must be a mapping with 'languages' and 'texts'")
             raise FlowInvalid(self.errors)
         self.unknown_keys(data, (), ("languages", "texts"), "at the top level")
-        languages = self.languages(data)
+        languages = self.text_languages(data, FALLBACK)
         found: dict[str, dict[str, str]] = {}
         value = data.get("texts")
         if not isinstance(value, dict):
@@ -113,26 +111,6 @@ class _TextsReader(LocatedReader):
             raise FlowInvalid(self.errors)
         return SmsTexts(found, tuple(languages))
 
-    def languages(self, data: dict[str, Any]) -> list[str]:
-        value = data.get("languages")
-        if not isinstance(value, list) or not value:
-            self.error(("languages",) if "languages" in data else (),
-                       "languages must list the languages every text needs, e.g. [en, de]")
-            return [FALLBACK]
-        languages: list[str] = []
-        for index, language in enumerate(value):
-            if not isinstance(language, str) or not _LANGUAGE.match(language):
-                self.error(("languages", index), f"'{language}' is not a language code such "
-                           "as en or de")
-            elif language in languages:
-                self.error(("languages", index), f"language '{language}' is listed twice")
-            else:
-                languages.append(language)
-        if FALLBACK not in languages:
-            self.error(("languages",), f"languages must include '{FALLBACK}': callers in "
-                       "other languages get it")
-        return languages
-
     def translations(self, name: str, value: Any, languages: list[str]) -> dict[str, str]:
         path = ("texts", name)
         if not isinstance(value, dict):
@@ -141,7 +119,7 @@ class _TextsReader(LocatedReader):
         found: dict[str, str] = {}
         for language, text in value.items():
             where = (*path, language)
-            if not isinstance(language, str) or not _LANGUAGE.match(language):
+            if not isinstance(language, str) or not LANGUAGE_CODE.match(language):
                 self.error(where, f"text '{name}': '{language}' is not a language code such "
                            "as en or de", at_key=True)
                 continue
