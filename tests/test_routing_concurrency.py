@@ -229,10 +229,9 @@ def test_a_worker_killed_while_ringing_an_agent_strands_nobody(
     env = env_of(database_url, redis_url, standin, fast_ring)
     enqueue_route_job(Redis.from_url(redis_url))
     with worker(env, tmp_path / "killed.log") as doomed:
-        wait_for(lambda: offered(desk), 20, "the worker to claim the caller")
-        with desk.extensions["ivr.sessions"]() as session:
-            first = session.scalar(select(LiveOffer))
-            assert first is not None and first.agent_call_sid is None  # mid-ring
+        # the claim commits first, then the offer: wait for the ring itself
+        [first] = wait_for(lambda: _offers(desk), 20, "the worker to ring the agent")
+        assert offered(desk) == 1 and first.agent_call_sid is None  # mid-ring
         os.killpg(doomed.pid, signal.SIGKILL)
     with worker(env, tmp_path / "next.log"):
         # the reconciler ends the ring nobody reported on and the sweep rings again
