@@ -28,6 +28,10 @@ machine).
 
     .venv/bin/python benchmarks/outbox.py                 # 100 tickets x 3 events x 2 connectors
     .venv/bin/python benchmarks/outbox.py --tickets 300 --events 4 --workers 2
+    .venv/bin/python benchmarks/outbox.py --quick         # a smoke run: 10 x 2, one round
+
+Exit status 0 for a measurement (goal met or not: the last line says which); 1 when a receiver
+disagrees with the outbox (a message missing, repeated or rejected) or deliveries never end.
 """
 
 from __future__ import annotations
@@ -83,7 +87,11 @@ def main() -> int:
                         help="backlog rounds, each against its own bare loop (median judged)")
     parser.add_argument("--live-rate", type=float, default=20.0,
                         help="ticket events a second written in the live run (0: flat out)")
+    parser.add_argument("--quick", action="store_true",
+                        help="10 tickets x 2 events, one round, one worker: a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.tickets, args.events, args.rounds, args.workers = 10, 2, 1, 1
     with tempfile.TemporaryDirectory(prefix="outbox-bench-") as tmp:
         return run(args, Path(tmp))
 
@@ -156,8 +164,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         redis.kill()
         runtime.configure(Settings(database_url="sqlite://"))
         database.drop()
-    ratio = report(args, rounds, live)
-    return 0 if ratio >= 0.5 else 1
+    report(args, rounds, live)
+    return 0
 
 
 def write_events(tickets: int, events: int, start: int, rate: float = 0.0) -> float:

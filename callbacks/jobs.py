@@ -279,7 +279,8 @@ def _give_up(voicemail_id: int, error: str, public: str | None = None) -> None:
         voicemail.last_error = error
         if ticket is not None and voicemail.ticket_id is not None:
             # the caller's added message stays on the ticket, audio and all, without words
-            add_caller_message(session, ticket, voicemail.id, "", f"not transcribed: {error}")
+            add_caller_message(session, ticket, voicemail.id, "",
+                               f"not transcribed: {public or error}")
         elif ticket is not None:
             ticket.transcription = "failed"
             ticket.audio_notes = public or error

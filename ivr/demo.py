@@ -75,11 +75,8 @@ def demo_command(port: int, flow_file: str) -> None:
         env["IVR_REDIS_URL"] = f"unix://{private_redis.socket_file}"
         click.echo(f"private Redis at {private_redis.socket_file}")
     bindir = Path(sys.executable).parent
-    ivr_cmd = [str(bindir / "ivr")] if (bindir / "ivr").exists() else [sys.executable, "-m",
-                                                                       "ivr.cli"]
-    _run([*ivr_cmd, "db", "upgrade"], env)
-    # Only a flow text no version holds yet: a restart keeps an admin's publish or rollback.
-    _run([*ivr_cmd, "flows", "publish", flow_file, "--by", "demo", "--if-new"], env)
+    ivr_cmd = ivr_command()
+    prepare_database(ivr_cmd, env, flow_file)
     agent = ensure_demo_agent(env["IVR_DATABASE_URL"], instance)
     wav = demo_wav(instance)
     gunicorn = shutil.which("gunicorn", path=str(bindir)) or "gunicorn"
@@ -109,6 +106,22 @@ def demo_command(port: int, flow_file: str) -> None:
                 child.kill()
         if private_redis is not None:
             private_redis.shutdown()
+
+
+def ivr_command() -> list[str]:
+    """How the demo runs `ivr`: the script next to this Python, else the module."""
+    script = Path(sys.executable).parent / "ivr"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ivr.cli"]
+
+
+def prepare_database(ivr_cmd: list[str], env: dict[str, str], flow_file: str) -> None:
+    """Migrate the demo's database and publish the flow file, on every start of the demo.
+
+    Only a flow text no stored version holds is published, so a restart keeps an admin's
+    publish or rollback in the browser; an edited file is published.
+    """
+    _run([*ivr_cmd, "db", "upgrade"], env)
+    _run([*ivr_cmd, "flows", "publish", flow_file, "--by", "demo", "--if-new"], env)
 
 
 def demo_environment(env: dict[str, str], port: int, instance: Path,

@@ -1,7 +1,8 @@
 """The ticket inbox and a ticket's workflow in a real browser (Debian's chromium driven by
 Playwright) against gunicorn, PostgreSQL, Redis, a real `ivr worker` and the Twilio stand-in:
 filter and search, a new ticket appearing without a reload, overdue tickets standing out, and
-each workflow action with its flash and the caller's texts showing up in the history."""
+each workflow action with its flash and the caller's texts showing up in the history; all of
+it under the Content-Security-Policy, with no violation and no script error."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from tests.conftest import (
     publish,
 )
 from tests.speech_fixtures import shortest_clip
-from tests.test_console_browser import CHROMIUM, SECONDS, always_open, sign_in
+from tests.test_console_browser import CHROMIUM, SECONDS, always_open, policy_watch, sign_in
 from tests.test_console_browser import playwright_api as playwright_api
 from tests.test_worker_process import worker_process
 from tests.voicemail_helpers import ACCOUNT_SID
@@ -90,6 +91,7 @@ def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(
     with playwright_api() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page()
+        violations = policy_watch(page)  # every page must work under the CSP
         sign_in(page, base)
         page.get_by_test_id("inbox-link").click()
         expect(page.locator("h1")).to_have_text("Tickets")
@@ -129,6 +131,7 @@ def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(
         assert page.evaluate("window.notReloaded") is True
         expect(page.locator("#ticket-10003")).to_contain_text("Jonas Becker")
         expect(page.get_by_test_id("inbox-count")).to_have_text("3 tickets")
+        assert violations == []
         browser.close()
 
 
@@ -142,6 +145,7 @@ def test_a_tickets_workflow_actions_in_the_browser(
     with worker_process(worker_env, tmp_path / "worker.log"), playwright_api() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page()
+        violations = policy_watch(page)  # every page must work under the CSP
         sign_in(page, base)
         page.goto(f"{base}/console/tickets/10001")
         status = page.get_by_test_id("ticket-status")
@@ -177,6 +181,7 @@ def test_a_tickets_workflow_actions_in_the_browser(
         expect(history.locator("li[data-kind=sms_sent]")).to_have_count(
             4, timeout=30 * SECONDS)  # assigned, in progress, reply, resolved: live
         expect(history.locator("li[data-kind=reply]")).to_contain_text("Bitte neu starten.")
+        assert violations == []
         browser.close()
 
     bodies = [message.body for message in standin.messages() if message.to == KATRIN]

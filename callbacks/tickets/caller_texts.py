@@ -204,8 +204,10 @@ def send_caller_text(event_id: int) -> str | None:
     except TelephonyError as error:
         if error.retryable:
             raise RetryLater(str(error)) from error
+        # The setting to fix is for admins (the log); agents read the ticket's history.
+        log.warning("the %s text of ticket %s was not sent: %s", what, ticket_id, error)
         _invitation_sent(invitation_id, None, ok=False)
-        _record(ticket_id, event_id, "sms_failed", f"{what}: {error}")
+        _record(ticket_id, event_id, "sms_failed", f"{what}: {error.public}")
         return None
     _invitation_sent(invitation_id, sid)
     _record(ticket_id, event_id, "sms_sent", f"{what} ({text.language}): {sid}")

@@ -145,7 +145,7 @@ def dial_claimed(session: Session, settings: Settings, agent: Agent, claimed: Cl
                          status_callback=f"{base}/dialer/agent-status?attempt={attempt.id}")
     except TelephonyError as error:
         log.warning("callback %s: placing the agent's call failed: %s", claimed.id, error)
-        _end_attempt(session, attempt, "dial_error", str(error))
+        _end_attempt(session, attempt, "dial_error", error.public)  # agents read it
         put_back(session, claimed.id, utcnow() + DIAL_ERROR_PAUSE, refund_attempt=True)
         release_agent(session, agent.id, "available")
         session.commit()

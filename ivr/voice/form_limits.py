@@ -3,16 +3,20 @@
 Twilio's own values are short (a SID is 34 characters, a number at most 16); anything longer is
 junk or an attack, even with a valid signature (a leaked token, a misbehaving proxy). After the
 signature is checked against the form as sent, each field is cut to its limit; what a caller
-typed or said keeps a note in the call log that it was cut, and how long it was.
+typed or said keeps a note in the call log that it was cut, and how long it was, and every cut
+is logged as a warning (the field names and lengths, never their values).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Final
 
 from flask import g, request
 from werkzeug.datastructures import ImmutableMultiDict
+
+log = logging.getLogger(__name__)
 
 FIELD_LIMITS: Final = {
     "Digits": 64,
@@ -46,6 +50,9 @@ def cap_form() -> None:
     request.__dict__["form"] = ImmutableMultiDict(capped)  # werkzeug caches `form` there
     if cut:
         g.cut_fields = cut
+        log.warning("over-long fields cut on %s: %s", request.path, ", ".join(
+            f"{name} ({length} characters, {FIELD_LIMITS.get(name, OTHER_FIELD_LIMIT)} kept)"
+            for name, length in sorted(cut.items())))
 
 
 def with_cut_note(name: str, value: str) -> str:

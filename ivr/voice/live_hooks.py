@@ -19,6 +19,7 @@ from callbacks import runtime
 from callbacks.db import utcnow
 from callbacks.workqueue.router import agent_answered_live, agent_leg_ended_live
 from ivr.db import answers_whatever_happens, get_session
+from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import conference_join, twiml_response
 
@@ -36,12 +37,14 @@ SAID_TO_AGENT = {
 def only_twilio() -> None:
     """403 unless Twilio signed it; 400 without a CallSid or offer; nothing written."""
     reject_unless_signed("CallSid")
-    if not request.args.get("offer", "").isdigit():
+    if small_number(request.args.get("offer", "")) is None:
         abort(400, "offer is missing")
 
 
 def _offer_id() -> int:
-    return int(request.args["offer"])
+    offer = small_number(request.args["offer"])
+    assert offer is not None  # only_twilio refused the request otherwise
+    return offer
 
 
 def _failed_for_agent() -> Response:

@@ -42,7 +42,16 @@ from callbacks.workqueue.router import (
     conference,
 )
 from ivr.db import answers_whatever_happens, get_session
-from ivr.voice.calls import _advance, _after_conversation, _compiled, _state, never_fails
+from ivr.voice.calls import (
+    FOREIGN_POSITION,
+    BadPosition,
+    _advance,
+    _after_conversation,
+    _compiled,
+    _state,
+    never_fails,
+)
+from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import (
     CallState,
@@ -55,7 +64,6 @@ from ivr.voice.twiml import (
 from ivr.voice.twiml import (
     leave_line as leave_twiml,
 )
-from routing.engine import BrokenFlowError
 from routing.flow import QueueNode
 from routing.queue_node import hold_announcement, hold_offer, key_choice
 from routing.queue_texts import offer_name
@@ -81,13 +89,13 @@ def only_twilio() -> None:
 def _queue_node(state: CallState) -> QueueNode:
     node = _compiled(state.version_id).flow.nodes.get(state.position.node)
     if not isinstance(node, QueueNode):
-        raise BrokenFlowError(f"node '{state.position.node}' is not a queue node")
+        raise BadPosition(f"node '{state.position.node}' is not a queue node")
     return node
 
 
 def _queue_seconds() -> int | None:
     value = request.form.get("QueueTime", "")
-    return int(value) if value.isdigit() and len(value) <= 6 else None
+    return small_number(value, 6)
 
 
 def _stay_in_line() -> Response:
@@ -95,7 +103,7 @@ def _stay_in_line() -> Response:
     return twiml_response(leave_twiml() if waited >= BLIND_WAIT_SECONDS else pause(RETRY_PAUSE))
 
 
-_holds_on = answers_whatever_happens("hold loop", _stay_in_line)
+_holds_on = answers_whatever_happens("hold loop", _stay_in_line, quietly=FOREIGN_POSITION)
 """A hold-loop route that fails keeps the caller in line for another pass (TwiML that is
 valid while queued), and lets them out once they have waited very long."""
 
@@ -203,10 +211,10 @@ def _live_call_id() -> int:
 @never_fails
 def connect() -> Response:
     """The dequeued caller: into the conference with their agent (again, if asked twice)."""
-    live = request.args.get("live", "")
-    if not live.isdigit():
-        raise ValueError("connect needs the live call's id")
-    return _connect(_state(), int(live))
+    live = small_number(request.args.get("live", ""))
+    if live is None:
+        raise BadPosition("connect needs the live call's id")
+    return _connect(_state(), live)
 
 
 def _connect(state: CallState, live_call_id: int) -> Response:
