@@ -53,6 +53,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def small_number(text: str, digits: int = 9) -> int | None:
+    """`text` as a whole number of at most `digits` ASCII digits (fits any integer column),
+    else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)

@@ -196,3 +196,26 @@ def test_the_api_actions_answer_with_the_ticket_the_event_and_the_callers_text(
     assert detail["events"][1]["notify"] is True
     assert client.post("/api/v1/tickets/10999/take", headers=headers).status_code == 404
     assert client.post(f"/api/v1/tickets/{number}/take").status_code == 401
+
+
+@pytest.mark.parametrize("odd", ["²", "٣", "99999999999", "12a"])
+def test_numbers_no_column_can_hold_are_refused_with_a_message(desk: Flask, odd: str) -> None:
+    number = _ticket(desk)
+    page = _act(_signed_in(desk), number, "assign", agent_id=odd)
+    assert "no such agent" in page
+    assert _status(desk, number) == "new"
+    web = _signed_in(desk)
+    token = _token(web.get(f"/console/tickets/{number}"))
+    linked = web.post(f"/console/tickets/{number}/incident",
+                      data={"csrf_token": token, "incident": odd})
+    assert linked.status_code == 303  # back to the ticket with a message, never a 500
+
+
+@pytest.mark.parametrize("odd", ["²", "٣", "99999999999", "", "INC-²", "#12a"])
+def test_ticket_and_incident_numbers_that_cannot_be_ids_name_nothing(odd: str) -> None:
+    from callbacks.incidents.incident import incident_id_from_number
+    from callbacks.tickets.ticket import ticket_id_from_number
+
+    assert ticket_id_from_number(odd) is None
+    assert incident_id_from_number(odd) is None
+    assert ticket_id_from_number("10042") == 42 and incident_id_from_number("INC-10042") == 42

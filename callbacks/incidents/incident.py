@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbacks.db import Base, UTCDateTime, utcnow
+from callbacks.db import Base, UTCDateTime, small_number, utcnow
 
 NUMBER_PREFIX = "INC-"
 NUMBER_BASE = 10000
@@ -142,6 +142,7 @@ def incident_number(incident_id: int) -> str:
 def incident_id_from_number(number: str) -> int | None:
     """The id behind 'INC-10001' (or '10001'), or None if it cannot be one."""
     digits = number.strip().upper().removeprefix(NUMBER_PREFIX).lstrip("#")
-    if not digits.isdigit() or int(digits) <= NUMBER_BASE:
+    value = small_number(digits)
+    if value is None or value <= NUMBER_BASE:
         return None
-    return int(digits) - NUMBER_BASE
+    return value - NUMBER_BASE

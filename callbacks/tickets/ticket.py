@@ -11,7 +11,13 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
 
 from callbacks.calllog import CallStep, normalize_number
-from callbacks.db import Base, UTCDateTime, insert_ignoring_duplicates, utcnow
+from callbacks.db import (
+    Base,
+    UTCDateTime,
+    insert_ignoring_duplicates,
+    small_number,
+    utcnow,
+)
 from callbacks.delivery.outbox import record_event
 from callbacks.voicemail import Voicemail
 
@@ -129,9 +135,10 @@ def ticket_number(ticket_id: int) -> str:
 def ticket_id_from_number(number: str) -> int | None:
     """The id behind a public ticket number, or None if it cannot be one."""
     digits = number.strip().lstrip("#")
-    if not digits.isdigit() or int(digits) <= NUMBER_BASE:
+    value = small_number(digits)
+    if value is None or value <= NUMBER_BASE:
         return None
-    return int(digits) - NUMBER_BASE
+    return value - NUMBER_BASE
 
 
 def spoken_number(number: str) -> str:

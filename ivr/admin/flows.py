@@ -23,6 +23,7 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from callbacks.db import small_number
 from callbacks.flowstore import (
     FlowVersion,
     PublishedFlow,
@@ -83,7 +84,7 @@ def _version(name: str, number: int | None = None) -> FlowVersion | None:
 
 def _number_arg(name: str) -> int | None:
     value = request.values.get(name, "")
-    return int(value) if value.isdigit() else None
+    return small_number(value)
 
 
 @bp.get("/flows/<name>")
@@ -124,7 +125,8 @@ def diff(name: str) -> Response:
     """A unified diff of the posted text (or version ?draft=N, else the newest) against the
     published version (?against=published) or version ?against=N."""
     against = request.values.get("against", "published")
-    base = _version(name, int(against)) if against.isdigit() else _version(name)
+    version_id = small_number(against)
+    base = _version(name, version_id) if version_id is not None else _version(name)
     if base is None:
         abort(404)
     posted = request.form.get("source")

@@ -20,6 +20,7 @@ from flask import Response, current_app, jsonify, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from callbacks.db import small_number
 from callbacks.flowstore import FlowPublication, compiled_version, list_versions
 from ivr.admin.blueprint import bp
 from ivr.auth import admin_required, signed_in_agent
@@ -101,9 +102,10 @@ def simulator_start() -> Response:
     """Place a test call against version `version_id`; the call until it first waits."""
     form = request.form
     version_id = form.get("version_id", "")
-    if not version_id.isdigit():
+    wanted = small_number(version_id)
+    if wanted is None:
         return _bad("choose a flow version")
-    version = next((v for v in list_versions(get_session()) if v.id == int(version_id)), None)
+    version = next((v for v in list_versions(get_session()) if v.id == wanted), None)
     if version is None:
         return _bad(f"there is no flow version with id {version_id}")
     flow = compiled_version(get_session(), version.id).flow

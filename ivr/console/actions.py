@@ -17,6 +17,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from callbacks import runtime
+from callbacks.db import small_number
 from callbacks.desk import (
     DeskError,
     change_availability,
@@ -130,9 +131,9 @@ def reassign(request_id: int) -> Response:
 
     def reassign_to() -> str:
         chosen = request.form.get("agent_id", "").strip()
-        if chosen and not chosen.isdigit():
+        agent_id = small_number(chosen)
+        if chosen and agent_id is None:
             raise DeskError("no such agent")
-        agent_id = int(chosen) if chosen else None
         reassign_callback(get_session(), request_id, agent_id, signed_in_agent())
         return f"Callback {request_id} reassigned." if agent_id else (
             f"Callback {request_id} is open to every agent again.")

@@ -15,7 +15,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
-from callbacks.db import utcnow
+from callbacks.db import small_number, utcnow
 from callbacks.incidents.grouping import (
     IncidentError,
     link,
@@ -96,7 +96,7 @@ def group_tickets() -> BaseResponse:
     if target == "new":
         return _open(request.form.get("title", ""), request.form.get("category", ""),
                      ticket_ids)
-    incident_id = incident_id_from_number(target) or (int(target) if target.isdigit() else 0)
+    incident_id = incident_id_from_number(target) or small_number(target) or 0
     return _act(incident_id, lambda: _linked_message(link(
         get_session(), incident_id, ticket_ids=ticket_ids, by=signed_in_agent().username)))
 
@@ -117,7 +117,7 @@ def link_to_incident(incident_id: int) -> BaseResponse:
 def link_ticket(number_or_id: int) -> BaseResponse:
     """The ticket page's "Link to incident": this ticket into the chosen open incident."""
     chosen = request.form.get("incident", "")
-    incident_id = int(chosen) if chosen.isdigit() else 0
+    incident_id = small_number(chosen) or 0
     ticket_id = ticket_id_from_number(str(number_or_id)) or number_or_id
     page = url_for("console.ticket_page", number_or_id=number_or_id)
     try:
@@ -225,7 +225,8 @@ def _ticket_ids(values: list[str]) -> list[int]:
 
 
 def _ids(values: list[str]) -> list[int]:
-    return [int(value) if value.strip().isdigit() else -1 for value in values]
+    return [-1 if (number := small_number(value.strip())) is None else number
+            for value in values]
 
 
 def open_incident_choices() -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from flask import Response, abort, current_app, flash, redirect, request, url_fo
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
+from callbacks.db import small_number
 from callbacks.desk import message_audio
 from callbacks.tickets.actions import (
     ActionResult,
@@ -63,10 +64,10 @@ def assign(number_or_id: int) -> BaseResponse:
     """Assign the ticket to an agent, or to nobody (an empty choice)."""
     def assign_to(ticket_id: int) -> ActionResult:
         chosen = request.form.get("agent_id", "").strip()
-        if chosen and not chosen.isdigit():
+        agent_id = small_number(chosen)
+        if chosen and agent_id is None:
             raise TicketError("no such agent")
-        return assign_ticket(get_session(), ticket_id, int(chosen) if chosen else None,
-                             signed_in_agent())
+        return assign_ticket(get_session(), ticket_id, agent_id, signed_in_agent())
 
     return _on_ticket(number_or_id, assign_to)
 

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks.calllog import StepRecord, normalize_number, record_status
-from callbacks.db import utcnow
+from callbacks.db import small_number, utcnow
 from callbacks.flowstore import (
     PublishedLookup,
     UnknownVersion,
@@ -45,7 +45,7 @@ from callbacks.workqueue.callback_requests import queue_place
 from callbacks.workqueue.dialer import dial_when_due
 from callbacks.workqueue.live_calls import live_call_by_sid
 from ivr.db import answers_whatever_happens, call_log, get_session, once_more_if_dropped
-from ivr.voice.form_limits import confidence, small_number, with_cut_note
+from ivr.voice.form_limits import confidence, with_cut_note
 from ivr.voice.incidents import open_incidents, subscribe_caller
 from ivr.voice.messages import MESSAGES, locale_for, message
 from ivr.voice.queue_entry import agent_phone_of, join_line_or_overflow

@@ -15,10 +15,10 @@ from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
+from callbacks.db import small_number
 from callbacks.display_time import local_text, readers_zone
 from callbacks.workqueue.dialer import agent_answered, agent_call_ended, caller_dial_ended
 from ivr.db import answers_whatever_happens, get_session
-from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import twiml_response
 

@@ -63,12 +63,6 @@ def with_cut_note(name: str, value: str) -> str:
     return f"{value} [cut: {received} characters received, {FIELD_LIMITS[name]} kept]"
 
 
-def small_number(text: str, digits: int = 9) -> int | None:
-    """`text` as a whole number of at most `digits` ASCII digits (fits any integer column),
-    else None."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
-
-
 def confidence(text: str | None) -> float | None:
     """Twilio's speech Confidence (0.0-1.0), or None when missing or not such a number."""
     try:

@@ -16,10 +16,9 @@ from flask import Blueprint, Response, abort, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
-from callbacks.db import utcnow
+from callbacks.db import small_number, utcnow
 from callbacks.workqueue.router import agent_answered_live, agent_leg_ended_live
 from ivr.db import answers_whatever_happens, get_session
-from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import conference_join, twiml_response
 

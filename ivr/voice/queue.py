@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callbacks import runtime
-from callbacks.db import utcnow
+from callbacks.db import small_number, utcnow
 from callbacks.queues import nudge_sweep, redis_connection
 from callbacks.workqueue.line import (
     estimated_minutes,
@@ -51,7 +51,6 @@ from ivr.voice.calls import (
     _state,
     never_fails,
 )
-from ivr.voice.form_limits import small_number
 from ivr.voice.signature import reject_unless_signed
 from ivr.voice.twiml import (
     CallState,
