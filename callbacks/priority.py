@@ -18,7 +18,8 @@ from typing import Any
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
 from routing.hours import BusinessHours
-from routing.loader import LocatedReader, compose_tree, read_settings_file
+from routing.loader import compose_tree, read_settings_file
+from routing.settings_reader import LocatedReader
 
 MAX_POLICY_BYTES = 64 * 1024
 MAX_REPEAT_LEVELS = 2

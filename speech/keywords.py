@@ -24,7 +24,8 @@ from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
-from routing.loader import LocatedReader, compose_tree, read_settings_file
+from routing.loader import compose_tree, read_settings_file
+from routing.settings_reader import LocatedReader
 
 MAX_RULES_BYTES = 256 * 1024
 OTHER = "other"

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
-from routing.loader import LocatedReader, compose_tree, read_settings_file
+from routing.loader import compose_tree, read_settings_file
+from routing.settings_reader import LocatedReader
 
 MAX_DELIVERY_BYTES = 64 * 1024
 CONNECTOR_TYPES = ("email", "webhook", "zammad")

@@ -17,7 +17,8 @@ from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
-from routing.loader import LANGUAGE_CODE, LocatedReader, compose_tree, read_settings_file
+from routing.loader import compose_tree, read_settings_file
+from routing.settings_reader import LANGUAGE_CODE, LocatedReader
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_PROMPT_LENGTH = 1000

@@ -17,8 +17,9 @@ from typing import Any
 
 from routing.errors import FlowError, FlowInvalid
 from routing.field_problems import did_you_mean
-from routing.loader import LANGUAGE_CODE, LocatedReader, compose_tree, read_settings_file
+from routing.loader import compose_tree, read_settings_file
 from routing.node_texts import unknown_placeholder
+from routing.settings_reader import LANGUAGE_CODE, LocatedReader
 
 MAX_TEXTS_BYTES = 128 * 1024
 MAX_TEXT_LENGTH = 1600
