@@ -10,7 +10,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -205,14 +206,12 @@ def download_recording(settings: Settings, recording_url: str, *, timeout: float
 def delete_recording(settings: Settings, recording_sid: str) -> None:
     """Delete a recording from Twilio; one that is already gone counts as deleted."""
     try:
-        twilio_client(settings).recordings(recording_sid).delete()
-    except (TwilioRestException, TwilioServiceException) as exc:
-        if exc.status == 404:
-            log.info("recording %s was already deleted", recording_sid)
-            return
-        raise _rest_error(f"deleting recording {recording_sid}", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error(f"deleting recording {recording_sid}", exc) from exc
+        with _asking_twilio(f"deleting recording {recording_sid}"):
+            twilio_client(settings).recordings(recording_sid).delete()
+    except TelephonyError as error:
+        if error.status != 404:
+            raise
+        log.info("recording %s was already deleted", recording_sid)
 
 
 def _recording_media_url(settings: Settings, recording_url: str) -> str:
@@ -253,12 +252,8 @@ def send_sms(settings: Settings, to: str, body: str, from_: str | None = None) -
         raise TelephonyError("no SMS sender: set IVR_SMS_FROM", retryable=False,
                              public="the line has no number to send texts from (an admin "
                                     "has to set one up)")
-    try:
+    with _asking_twilio("sending an SMS"):
         message = twilio_client(settings).messages.create(to=to, from_=sender, body=body)
-    except (TwilioRestException, TwilioServiceException) as exc:
-        raise _rest_error("sending an SMS", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("sending an SMS", exc) from exc
     return str(message.sid)
 
 
@@ -269,17 +264,13 @@ def find_sent_message(settings: Settings, to: str, from_: str, body: str,
     options: dict[str, Any] = {"to": to, "page_size": 50}
     if from_.startswith("+"):  # a messaging service picks its own number: not filtered by it
         options["from_"] = from_
-    try:
+    with _asking_twilio("listing messages"):
         for message in twilio_client(settings).messages.stream(**options):
             created = message.date_created
             if created is not None and created < since:
                 return None  # newest first: nothing older can be the one
             if message.body == body:
                 return str(message.sid)
-    except (TwilioRestException, TwilioServiceException) as exc:
-        raise _rest_error("listing messages", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("listing messages", exc) from exc
     return None
 
 
@@ -292,12 +283,8 @@ def place_call(settings: Settings, to: str, from_: str, url: str,
         options["status_callback"] = status_callback
     if timeout is not None:
         options["timeout"] = timeout
-    try:
+    with _asking_twilio("placing a call"):
         call = twilio_client(settings).calls.create(to=to, from_=from_, url=url, **options)
-    except (TwilioRestException, TwilioServiceException) as exc:
-        raise _rest_error("placing a call", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("placing a call", exc) from exc
     return str(call.sid)
 
 
@@ -312,25 +299,21 @@ def dequeue_member(settings: Settings, queue_sid: str, call_sid: str, url: str) 
     """Take one caller out of a queue (Queue Member update): their call goes on at `url`."""
     action = f"dequeuing a member of queue {queue_sid}"
     try:
-        twilio_client(settings).queues(queue_sid).members(call_sid).update(url=url, method="POST")
-    except (TwilioRestException, TwilioServiceException) as exc:
-        if exc.status == 404:
-            raise MemberGone(f"{action}: the caller is not in the queue") from exc
-        raise _rest_error(action, exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error(action, exc) from exc
+        with _asking_twilio(action):
+            twilio_client(settings).queues(queue_sid).members(call_sid).update(url=url,
+                                                                               method="POST")
+    except TelephonyError as error:
+        if error.status == 404:
+            raise MemberGone(f"{action}: the caller is not in the queue") from error
+        raise
 
 
 def queue_sid_for(settings: Settings, friendly_name: str) -> str | None:
     """The SID of the queue with this name, or None if the account has none."""
-    try:
+    with _asking_twilio("listing queues"):
         for queue in twilio_client(settings).queues.stream(page_size=100):
             if queue.friendly_name == friendly_name:
                 return str(queue.sid)
-    except (TwilioRestException, TwilioServiceException) as exc:
-        raise _rest_error("listing queues", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("listing queues", exc) from exc
     return None
 
 
@@ -338,13 +321,12 @@ def call_status(settings: Settings, call_sid: str) -> str | None:
     """The call's status at Twilio now (queued, ringing, in-progress, completed, busy,
     no-answer, canceled, failed), or None when Twilio does not know the call."""
     try:
-        call = twilio_client(settings).calls(call_sid).fetch()
-    except (TwilioRestException, TwilioServiceException) as exc:
-        if exc.status == 404:
+        with _asking_twilio("fetching a call"):
+            call = twilio_client(settings).calls(call_sid).fetch()
+    except TelephonyError as error:
+        if error.status == 404:
             return None
-        raise _rest_error("fetching a call", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("fetching a call", exc) from exc
+        raise
     return str(call.status) if call.status is not None else None
 
 
@@ -352,14 +334,25 @@ def cancel_call(settings: Settings, call_sid: str) -> bool:
     """Stop a call that is still ringing; whether it is canceled now (False: it was answered,
     or ended some other way)."""
     try:
-        call = twilio_client(settings).calls(call_sid).update(status="canceled")
-    except (TwilioRestException, TwilioServiceException) as exc:
-        if exc.status in (404, 400):  # gone, or no longer cancelable (answered, ended)
+        with _asking_twilio("canceling a call"):
+            call = twilio_client(settings).calls(call_sid).update(status="canceled")
+    except TelephonyError as error:
+        if error.status in (404, 400):  # gone, or no longer cancelable (answered, ended)
             return False
-        raise _rest_error("canceling a call", exc) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise _transport_error("canceling a call", exc) from exc
+        raise
     return str(getattr(call, "status", "canceled")) == "canceled"
+
+
+@contextmanager
+def _asking_twilio(action: str) -> Iterator[None]:
+    """Twilio's refusals and the network's failures inside, as one TelephonyError about
+    `action` (its `status` is Twilio's HTTP status, None when no answer came)."""
+    try:
+        yield
+    except (TwilioRestException, TwilioServiceException) as exc:
+        raise _rest_error(action, exc) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise _transport_error(action, exc) from exc
 
 
 def _retryable_status(status: int) -> bool:
