@@ -6,8 +6,9 @@ it under the Content-Security-Policy, with no violation and no script error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +55,32 @@ def line_env(database_url: str, redis_url: str, standin: StandinServer) -> dict[
                             DISPLAY_TIMEZONE="Europe/Berlin")
 
 
-@pytest.fixture
-def desk(database_url: str, redis_url: str, line_env: dict[str, str],
-         tmp_path: Path) -> Iterator[tuple[Flask, str]]:
-    """The demo line served by gunicorn, two tickets waiting, and an agent, Ana."""
+@contextlib.contextmanager
+def served_desk(database_url: str, redis_url: str, line_env: dict[str, str], tmp_path: Path,
+                tickets: Callable[[datetime], list[Ticket]]) -> Iterator[tuple[Flask, str]]:
+    """The demo line, always open, served by gunicorn with agent Ana and `tickets(now)`;
+    the tables are emptied afterwards."""
     from ivr import create_app
 
     app = create_app(app_config(database_url, REDIS_URL=redis_url))
     publish(app, always_open(DEMO_FLOW.read_text(encoding="utf-8")))
     with app.extensions["ivr.sessions"]() as session:
         create_agent(session, "ana", PASSWORD, display_name="Ana Lima")
-        now = utcnow()
-        session.add_all([
+        session.add_all(tickets(utcnow()))
+        session.commit()
+    try:
+        with gunicorn_server(line_env, tmp_path) as base:
+            yield app, base
+    finally:
+        empty_tables(app)
+
+
+@pytest.fixture
+def desk(database_url: str, redis_url: str, line_env: dict[str, str],
+         tmp_path: Path) -> Iterator[tuple[Flask, str]]:
+    """The demo line served by gunicorn, two tickets waiting, and an agent, Ana."""
+    def two(now: datetime) -> list[Ticket]:
+        return [
             Ticket(call_sid="CA" + "1" * 32, caller=KATRIN, language="de", category="hardware",
                    priority="P2", status="new", transcription="done",
                    transcript="Mein Drucker druckt seit gestern nicht mehr",
@@ -74,13 +89,10 @@ def desk(database_url: str, redis_url: str, line_env: dict[str, str],
                    priority="P3", status="new", transcription="done",
                    transcript="Не работает интернет в переговорной",
                    sms_sid="SM" + "0" * 32, due_at=now + timedelta(hours=3)),
-        ])
-        session.commit()
-    try:
-        with gunicorn_server(line_env, tmp_path) as base:
-            yield app, base
-    finally:
-        empty_tables(app)
+        ]
+
+    with served_desk(database_url, redis_url, line_env, tmp_path, two) as served:
+        yield served
 
 
 def test_the_inbox_filters_searches_and_shows_a_new_ticket_without_a_reload(

@@ -8,76 +8,43 @@ violation on the way."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from callbacks.db import utcnow
 from callbacks.tickets.ticket import Ticket
-from callbacks.workqueue.agents import create_agent
 from ivr.standin import StandinServer
-from tests.conftest import (
-    AUTH_TOKEN,
-    DEMO_FLOW,
-    app_config,
-    empty_tables,
-    gunicorn_server,
-    line_environment,
-    publish,
-)
-from tests.test_console_browser import CHROMIUM, SECONDS, always_open, policy_watch, sign_in
+from tests.test_console_browser import CHROMIUM, SECONDS, policy_watch, sign_in
 from tests.test_console_browser import playwright_api as playwright_api
+from tests.test_inbox_browser import KATRIN, OLGA, served_desk
+from tests.test_inbox_browser import line_env as line_env
+from tests.test_inbox_browser import standin as standin
 from tests.test_worker_process import worker_process
-from tests.voicemail_helpers import ACCOUNT_SID
 
 pytestmark = pytest.mark.server
 
-LINE = "+493012345678"
-KATRIN = "+4915112345678"  # Katrin Schäfer in flows/directory.csv
-OLGA = "+79031234567"  # Ольга Иванова
 JONAS = "+4917612345678"  # Jonas Becker
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def standin() -> Iterator[StandinServer]:
-    with StandinServer(ACCOUNT_SID, AUTH_TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def line_env(database_url: str, redis_url: str, standin: StandinServer) -> dict[str, str]:
-    return line_environment(database_url, redis_url, standin.url, SMS_FROM=LINE,
-                            DISPLAY_TIMEZONE="Europe/Berlin")
 
 
 @pytest.fixture
 def desk(database_url: str, redis_url: str, line_env: dict[str, str],
          tmp_path: Path) -> Iterator[tuple[Flask, str]]:
     """The demo line served by gunicorn, three network and three outage tickets, Ana."""
-    from ivr import create_app
+    callers = [(KATRIN, "network", "de"), (OLGA, "network", "ru"), (JONAS, "network", "en"),
+               (KATRIN, "outage", "de"), (OLGA, "outage", "ru"), (JONAS, "outage", "en")]
 
-    app = create_app(app_config(database_url, REDIS_URL=redis_url))
-    publish(app, always_open(DEMO_FLOW.read_text(encoding="utf-8")))
-    with app.extensions["ivr.sessions"]() as session:
-        create_agent(session, "ana", PASSWORD, display_name="Ana Lima")
-        now = utcnow()
-        callers = [(KATRIN, "network", "de"), (OLGA, "network", "ru"), (JONAS, "network", "en"),
-                   (KATRIN, "outage", "de"), (OLGA, "outage", "ru"), (JONAS, "outage", "en")]
-        session.add_all([
+    def six(now: datetime) -> list[Ticket]:
+        return [
             Ticket(call_sid=f"CA{n:032d}", caller=caller, language=language, category=category,
                    priority="P2", status="new", transcription="none", sms_sid="SM" + "0" * 32,
                    created_at=now - timedelta(minutes=1 + n), due_at=now + timedelta(hours=4))
-            for n, (caller, category, language) in enumerate(callers)])
-        session.commit()
-    try:
-        with gunicorn_server(line_env, tmp_path) as base:
-            yield app, base
-    finally:
-        empty_tables(app)
+            for n, (caller, category, language) in enumerate(callers)]
+
+    with served_desk(database_url, redis_url, line_env, tmp_path, six) as served:
+        yield served
 
 
 def test_grouping_linking_and_resolving_an_incident_in_the_browser(
